@@ -1,0 +1,241 @@
+//! The messages host and guest exchange, one per frame (see [`crate::codec`]).
+//!
+//! The conversation:
+//!
+//! 1. The host sends [`HostMessage::Hello`] with its protocol version and frame limit.
+//! 2. The guest answers [`GuestMessage::Ready`] with its runtime's name and version, or closes.
+//! 3. From then on both sides send requests with ids they pick, and answer the other side's
+//!    requests by id, in any order. Many requests are in flight at once in both directions:
+//!    the host calls exports ([`HostRequest`]); scripts call host globals ([`GuestRequest`]).
+//!
+//! Container id `0` is the sandbox itself; real containers are numbered from `1`.
+
+use crate::{error::ErrorData, value::Value};
+use serde::{Deserialize, Serialize};
+
+/// The version of this protocol. The guest refuses a host that speaks another one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Identifies one request among those in flight in one direction.
+pub type RequestId = u64;
+
+/// Identifies one container inside a guest; `0` is never a container.
+pub type ContainerId = u32;
+
+/// Host → guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HostMessage {
+    /// The first message on a new connection.
+    Hello {
+        /// The host's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The largest frame either side may send, in bytes.
+        max_frame: u32,
+    },
+    /// A request the guest must answer with [`GuestMessage::Response`] and the same id.
+    Request {
+        /// Chosen by the host, unique among the host's requests in flight.
+        id: RequestId,
+        /// What to do.
+        request: HostRequest,
+    },
+    /// The answer to a [`GuestMessage::Request`].
+    Response {
+        /// The id of the guest's request.
+        id: RequestId,
+        /// The host function's result.
+        result: Result<Value, ErrorData>,
+    },
+}
+
+/// What the host asks of a guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HostRequest {
+    /// Create a container from source and run its top-level code. Answered with
+    /// [`Reply::Container`].
+    Exec {
+        /// The container's code.
+        source: Source,
+        /// Runtime-specific options, kept with the container and shown by [`HostRequest::List`].
+        options: Value,
+    },
+    /// Change a container's runtime options. Answered with [`Reply::Unit`].
+    Config {
+        /// The container.
+        cid: ContainerId,
+        /// The new options.
+        options: Value,
+    },
+    /// Call an export of a container. Answered with [`Reply::Value`] once the export returned
+    /// (or, for a promise, once it settled).
+    Call {
+        /// The container.
+        cid: ContainerId,
+        /// The export's name.
+        export: String,
+        /// Its arguments.
+        args: Vec<Value>,
+    },
+    /// List the live containers. Answered with [`Reply::Containers`].
+    List,
+    /// Destroy a container; its pending calls fail. Answered with [`Reply::Unit`].
+    Kill {
+        /// The container.
+        cid: ContainerId,
+    },
+    /// Add host globals to every live container and every later one. Answered with
+    /// [`Reply::Unit`].
+    DefineGlobals {
+        /// The globals to add.
+        globals: Vec<GlobalDef>,
+    },
+    /// Answered with [`Reply::Unit`] once the container has nothing left to do: no timers,
+    /// no queued jobs, no host calls awaiting an answer (like node exiting after a script).
+    WaitIdle {
+        /// The container.
+        cid: ContainerId,
+    },
+}
+
+/// A container's source code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The code.
+    pub code: String,
+    /// A name for stack traces and error locations (a file name, usually).
+    pub name: String,
+}
+
+/// The successful answer to a [`HostRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Nothing to return.
+    Unit,
+    /// A call's result.
+    Value(Value),
+    /// The id of a new container.
+    Container(ContainerId),
+    /// The live containers.
+    Containers(Vec<ContainerInfo>),
+}
+
+/// One live container, as [`HostRequest::List`] reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Its id.
+    pub cid: ContainerId,
+    /// The name its source was given.
+    pub name: String,
+    /// Its current options.
+    pub options: Value,
+}
+
+/// A host global as the guest sees it: a path and what lives there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalDef {
+    /// The property path from the global object, e.g. `["robot", "sayHello"]`.
+    pub path: Vec<String>,
+    /// What the path holds.
+    pub kind: GlobalKind,
+}
+
+/// What a [`GlobalDef`] holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GlobalKind {
+    /// An async function: calling it sends [`GuestRequest::HostCall`] and returns a promise.
+    Function,
+    /// A plain value, copied into each container.
+    Value(Value),
+}
+
+/// Guest → host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GuestMessage {
+    /// The answer to [`HostMessage::Hello`]: the guest is initialised and locked down.
+    Ready {
+        /// The guest's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The runtime's name (`quickjs`, ...).
+        runtime: String,
+        /// The runtime's version, for reports.
+        version: String,
+    },
+    /// The answer to a [`HostMessage::Request`].
+    Response {
+        /// The host's request id.
+        id: RequestId,
+        /// The outcome.
+        result: Result<Reply, ErrorData>,
+    },
+    /// A request the host must answer with [`HostMessage::Response`].
+    Request {
+        /// Chosen by the guest, unique among the guest's requests in flight.
+        id: RequestId,
+        /// What to do.
+        request: GuestRequest,
+    },
+    /// Console output from a container.
+    Log {
+        /// The container that logged (`0` for the guest itself).
+        cid: ContainerId,
+        /// `console.log` and friends.
+        level: LogLevel,
+        /// The formatted message.
+        message: String,
+    },
+    /// An error no request was waiting for: an exception in a timer callback, or a promise
+    /// rejection nobody handled.
+    Uncaught {
+        /// The container it happened in.
+        cid: ContainerId,
+        /// The error.
+        error: ErrorData,
+    },
+}
+
+/// What a guest asks of the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GuestRequest {
+    /// Call the host global function at `path` on behalf of container `cid`.
+    HostCall {
+        /// The calling container.
+        cid: ContainerId,
+        /// The function's path, as in [`GlobalDef::path`].
+        path: Vec<String>,
+        /// Its arguments.
+        args: Vec<Value>,
+    },
+}
+
+/// The console method a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// `console.debug`
+    Debug,
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+}
+
+impl LogLevel {
+    /// `true` for levels a CLI prints to stderr (`warn`, `error`).
+    pub fn is_stderr(self) -> bool {
+        matches!(self, LogLevel::Warn | LogLevel::Error)
+    }
+
+    /// The console method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Log => "log",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The [`AbstractRuntime`] trait every engine implements, and the [`Link`] it talks back through.
+//!
+//! A runtime lives in a guest process and is driven by `confine-guest`'s serve loop, on one
+//! thread. The loop owns the socket; the runtime never does I/O. It answers requests and sends
+//! host calls, console output and uncaught errors by pushing messages into its [`Link`], which
+//! the loop flushes to the host. That keeps runtimes testable without a host: drive one
+//! directly and read [`Link::take_outgoing`].
+//!
+//! Lifecycle of a request the runtime can't answer at once (an async export):
+//! 1. the loop calls [`AbstractRuntime::call`] with a [`ReplyTo`] token;
+//! 2. the runtime starts the call and keeps the token with the pending promise;
+//! 3. later, inside [`AbstractRuntime::run_pending`], the promise settles and the runtime
+//!    calls [`Link::reply`] with the token.
+//!
+//! Host globals work the other way round: script code calls one, the runtime calls
+//! [`Link::call_host`] and keeps the returned [`HostCallId`]; when the host answers, the loop
+//! calls [`AbstractRuntime::host_call_settled`].
+
+use crate::{
+    error::ErrorData,
+    protocol::{
+        ContainerId, GlobalDef, GuestMessage, GuestRequest, LogLevel, Reply, RequestId, Source,
+    },
+    value::Value,
+};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    rc::Rc,
+    time::Instant,
+};
+
+/// A runtime's name and version, sent to the host in `Ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// The name the host selects it by (`quickjs`, `boa`, `wasm`, or a third party's).
+    pub name: String,
+    /// The engine's version, for reports.
+    pub version: String,
+}
+
+/// Where an answer to a host request goes. Hand it to [`Link::reply`] exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplyTo(pub RequestId);
+
+/// Identifies a host call the runtime made, to match the host's answer.
+pub type HostCallId = RequestId;
+
+/// An engine that runs containers inside a guest process.
+///
+/// All methods are called from the serve loop's single thread. None may block: long-running
+/// work belongs to script code, which a runtime bounds with its own limits. Errors are data
+/// ([`ErrorData`]); a runtime must not panic on anything a script or the host sends.
+pub trait AbstractRuntime {
+    /// Name and version.
+    fn info(&self) -> RuntimeInfo;
+
+    /// Called once before any request, with the link to the host. The engine is set up here
+    /// (before the guest's final lockdown), so this is where allocation-heavy setup goes.
+    ///
+    /// # Errors
+    /// An engine that cannot start; the guest exits.
+    fn init(&mut self, link: Link) -> Result<(), ErrorData>;
+
+    /// Creates container `cid` from `source`, with the host globals defined so far, and runs
+    /// its top-level code.
+    ///
+    /// # Errors
+    /// A syntax error ([`crate::ErrorKind::Syntax`]), or top-level code that threw.
+    fn exec_container(
+        &mut self,
+        cid: ContainerId,
+        source: &Source,
+        options: &Value,
+        globals: &[GlobalDef],
+    ) -> Result<(), ErrorData>;
+
+    /// Applies new options to a live container. The default accepts any options and ignores
+    /// them.
+    ///
+    /// # Errors
+    /// Options the runtime rejects.
+    fn config_container(&mut self, cid: ContainerId, options: &Value) -> Result<(), ErrorData> {
+        let _ = (cid, options);
+        Ok(())
+    }
+
+    /// Calls export `export` of container `cid`. The answer goes to `reply` through
+    /// [`Link::reply`], now or once a returned promise settles.
+    fn call(&mut self, cid: ContainerId, export: &str, args: Vec<Value>, reply: ReplyTo);
+
+    /// Destroys a container. Calls still pending on it must be answered (with
+    /// [`crate::ErrorKind::NoSuchContainer`]) before this returns.
+    fn kill_container(&mut self, cid: ContainerId);
+
+    /// Adds host globals to every live container (later containers get them through
+    /// [`AbstractRuntime::exec_container`]).
+    ///
+    /// # Errors
+    /// A global the runtime cannot define (a path through a non-object, say).
+    fn define_globals(&mut self, globals: &[GlobalDef]) -> Result<(), ErrorData>;
+
+    /// The host answered host call `id`.
+    fn host_call_settled(&mut self, id: HostCallId, result: Result<Value, ErrorData>);
+
+    /// Runs what is ready: queued jobs (promise reactions) and due timers. Returns the next
+    /// time something will be ready on its own (the earliest timer), or `None`.
+    fn run_pending(&mut self, now: Instant) -> Option<Instant>;
+
+    /// `true` when container `cid` has nothing left to do: no timers, no queued jobs and no
+    /// host calls awaiting an answer. Unknown containers are idle.
+    fn is_idle(&self, cid: ContainerId) -> bool;
+}
+
+#[derive(Default)]
+struct LinkInner {
+    outgoing: RefCell<Vec<GuestMessage>>,
+    next_call: Cell<HostCallId>,
+}
+
+/// A runtime's way to the host: a queue of outgoing messages the serve loop flushes.
+///
+/// Cheap to clone (an `Rc`); script callbacks keep clones. Not `Send`: a guest is one thread.
+#[derive(Clone, Default)]
+pub struct Link(Rc<LinkInner>);
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("queued", &self.0.outgoing.borrow().len())
+            .finish()
+    }
+}
+
+impl Link {
+    /// A link with nothing queued.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a message.
+    pub fn send(&self, msg: GuestMessage) {
+        self.0.outgoing.borrow_mut().push(msg);
+    }
+
+    /// Answers the host request `to`.
+    pub fn reply(&self, to: ReplyTo, result: Result<Reply, ErrorData>) {
+        self.send(GuestMessage::Response { id: to.0, result });
+    }
+
+    /// Asks the host to run the global function at `path`; the answer arrives through
+    /// [`AbstractRuntime::host_call_settled`] with the returned id.
+    pub fn call_host(&self, cid: ContainerId, path: Vec<String>, args: Vec<Value>) -> HostCallId {
+        let id = self.0.next_call.get().wrapping_add(1);
+        self.0.next_call.set(id);
+        self.send(GuestMessage::Request {
+            id,
+            request: GuestRequest::HostCall { cid, path, args },
+        });
+        id
+    }
+
+    /// Forwards console output.
+    pub fn log(&self, cid: ContainerId, level: LogLevel, message: String) {
+        self.send(GuestMessage::Log {
+            cid,
+            level,
+            message,
+        });
+    }
+
+    /// Reports an error no request was waiting for.
+    pub fn uncaught(&self, cid: ContainerId, error: ErrorData) {
+        self.send(GuestMessage::Uncaught { cid, error });
+    }
+
+    /// Takes every queued message, oldest first.
+    pub fn take_outgoing(&self) -> Vec<GuestMessage> {
+        std::mem::take(&mut *self.0.outgoing.borrow_mut())
+    }
+
+    /// Moves every queued message onto the end of `into` (reusing its allocation).
+    pub fn drain_into(&self, into: &mut Vec<GuestMessage>) {
+        into.append(&mut self.0.outgoing.borrow_mut());
+    }
+
+    /// How many messages are queued.
+    pub fn queued(&self) -> usize {
+        self.0.outgoing.borrow().len()
+    }
+}
