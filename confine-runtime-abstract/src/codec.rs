@@ -104,7 +104,8 @@ pub fn decode_body<M: DeserializeOwned>(body: &[u8]) -> Result<M, CodecError> {
 ///
 /// Feed it what a `read` returned with [`FrameBuffer::buf_mut`] / [`FrameBuffer::filled`], then
 /// take complete frames with [`FrameBuffer::next_frame`]. The header is checked against the
-/// limit before the body is buffered, so a lying header costs nothing.
+/// limit before the body is buffered, and the buffer grows only as body bytes arrive, so a
+/// lying header costs nothing.
 #[derive(Debug)]
 pub struct FrameBuffer {
     buf: Vec<u8>,
@@ -131,6 +132,11 @@ impl FrameBuffer {
         self.max
     }
 
+    /// Changes the frame limit for frames not yet taken (after a handshake agreed on one).
+    pub fn set_max_frame(&mut self, max: u32) {
+        self.max = max;
+    }
+
     /// Free space to read into. Always at least 4 KiB, growing only as far as the frame being
     /// received (whose header has already passed the limit check) needs.
     pub fn buf_mut(&mut self) -> &mut [u8] {
@@ -149,7 +155,9 @@ impl FrameBuffer {
             Some(len) if (len as u64) <= self.max as u64 => HEADER_LEN + len as usize,
             _ => 0,
         };
-        let need = want.max(pending + 4096);
+        // Grow towards the declared frame size by doubling as bytes actually arrive, so a
+        // header that lies within the limit costs memory only in proportion to real data.
+        let need = want.min(self.buf.len().max(pending) * 2).max(pending + 4096);
         if self.start > 0 && (self.buf.len() - self.end < 4096 || self.buf.len() < need) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end = pending;

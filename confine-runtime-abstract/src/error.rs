@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A limit inside the guest was hit (stack, memory, time).
     Limit,
+    /// A message was larger than the frame limit agreed at the handshake.
+    FrameSize,
     /// Anything else: a bug or an engine failure.
     Internal,
 }
@@ -46,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Conversion => "value conversion failed",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Limit => "limit exceeded",
+            ErrorKind::FrameSize => "frame too large",
             ErrorKind::Internal => "internal error",
         }
     }
