@@ -157,7 +157,9 @@ impl FrameBuffer {
         };
         // Grow towards the declared frame size by doubling as bytes actually arrive, so a
         // header that lies within the limit costs memory only in proportion to real data.
-        let need = want.min(self.buf.len().max(pending) * 2).max(pending + 4096);
+        let need = want
+            .min(self.buf.len().max(pending) * 2)
+            .max(pending + 4096);
         if self.start > 0 && (self.buf.len() - self.end < 4096 || self.buf.len() < need) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end = pending;

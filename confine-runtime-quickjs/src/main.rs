@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    confine_guest::serve(confine_runtime_quickjs::QuickJs::default())
+}

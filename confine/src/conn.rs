@@ -1,0 +1,550 @@
+//! The host end of one guest connection: request ids, the pending table, and the tasks that
+//! read and write frames.
+//!
+//! ```text
+//! Sandbox::call ─encode─▶ writer task ─(batched write)─▶ socket ─▶ guest
+//!        ▲                                                           │
+//!        └── oneshot ◀── pending[id] ◀── reader task ◀── frames ◀────┘
+//!                                          ├ HostCall → host fn task → writer
+//!                                          ├ Log → console handler
+//!                                          └ Uncaught → events
+//! ```
+//!
+//! The reader is the only place that learns the guest is gone (EOF, a bad frame, an unknown
+//! id). It then marks the connection closed, kills the guest if it broke the protocol, waits
+//! for its exit status, and fails every pending request with it, so no caller waits forever.
+
+use crate::{
+    error::{Error, ExitInfo, ProtocolError, Result},
+    events::Event,
+    globals::FunctionTable,
+    options::ConsoleHandler,
+};
+use confine_runtime_abstract::{
+    codec::{self, FrameBuffer},
+    protocol::{GuestMessage, GuestRequest, HostMessage, HostRequest, LogLevel, Reply},
+    ContainerId, ErrorData, ErrorKind, RequestId, Value, PROTOCOL_VERSION,
+};
+use std::{
+    collections::HashMap,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::unix::{OwnedReadHalf, OwnedWriteHalf},
+    net::UnixStream,
+    sync::{broadcast, mpsc, oneshot, watch, Notify},
+};
+
+/// Why the connection closed, as every pending request learns it.
+#[derive(Debug, Clone)]
+pub(crate) enum Closed {
+    /// The guest process ended.
+    Exited(ExitInfo),
+    /// The guest broke the protocol and was killed.
+    Protocol(Arc<ProtocolError>),
+    /// The host tore the sandbox down.
+    TornDown,
+}
+
+impl Closed {
+    pub(crate) fn to_error(&self) -> Error {
+        match self {
+            Closed::Exited(info) => Error::GuestExited(*info),
+            Closed::Protocol(e) => Error::Protocol(Arc::clone(e)),
+            Closed::TornDown => Error::TornDown,
+        }
+    }
+}
+
+enum Outcome {
+    Reply(Result<Reply, ErrorData>),
+    Closed(Closed),
+}
+
+enum WriterMsg {
+    Frame(Vec<u8>),
+    Close,
+}
+
+pub(crate) struct Shared {
+    writer: mpsc::UnboundedSender<WriterMsg>,
+    pending: Mutex<HashMap<RequestId, oneshot::Sender<Outcome>>>,
+    next_id: AtomicU64,
+    closed: RwLock<Option<Closed>>,
+    pub(crate) max_frame: u32,
+    pub(crate) functions: RwLock<FunctionTable>,
+    on_console: Option<ConsoleHandler>,
+    runtime: String,
+    pub(crate) events: broadcast::Sender<Event>,
+    /// Set once the guest's exit status is known.
+    pub(crate) exit: watch::Sender<Option<ExitInfo>>,
+    /// Wakes the child task to kill the guest.
+    pub(crate) kill: Notify,
+    killed: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("runtime", &self.runtime)
+            .field("closed", &self.closed.read().ok().map(|c| c.is_some()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the handshake learned.
+pub(crate) struct Hello {
+    pub runtime: String,
+    pub version: String,
+}
+
+pub(crate) struct ConnConfig {
+    pub max_frame: u32,
+    pub ready_timeout: Duration,
+    pub functions: FunctionTable,
+    pub on_console: Option<ConsoleHandler>,
+    pub runtime: String,
+}
+
+/// Sends `Hello`, waits for `Ready`, and starts the reader, writer and child tasks.
+pub(crate) async fn connect(
+    socket: UnixStream,
+    child: tokio::process::Child,
+    cfg: ConnConfig,
+) -> Result<(Arc<Shared>, Hello)> {
+    let (mut read, mut write) = socket.into_split();
+    let (exit_tx, _) = watch::channel(None);
+    let (events, _) = broadcast::channel(1024);
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        writer: writer_tx,
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        closed: RwLock::new(None),
+        max_frame: cfg.max_frame,
+        functions: RwLock::new(cfg.functions),
+        on_console: cfg.on_console,
+        runtime: cfg.runtime,
+        events,
+        exit: exit_tx,
+        kill: Notify::new(),
+        killed: AtomicBool::new(false),
+    });
+    // The child task owns the process: it records the exit status and kills on request.
+    tokio::spawn(watch_child(child, Arc::clone(&shared)));
+
+    let mut frames = FrameBuffer::new(cfg.max_frame);
+    let handshake = async {
+        let hello = codec::encode(
+            &HostMessage::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                max_frame: cfg.max_frame,
+            },
+            cfg.max_frame,
+        )
+        .map_err(ProtocolError::from)?;
+        write.write_all(&hello).await.map_err(ProtocolError::Io)?;
+        loop {
+            if let Some(body) = frames.next_frame().map_err(ProtocolError::from)? {
+                let msg: GuestMessage = codec::decode_body(body).map_err(ProtocolError::from)?;
+                return match msg {
+                    GuestMessage::Ready {
+                        protocol_version,
+                        runtime,
+                        version,
+                    } if protocol_version == PROTOCOL_VERSION => Ok(Hello { runtime, version }),
+                    GuestMessage::Ready {
+                        protocol_version, ..
+                    } => Err(ProtocolError::Version {
+                        guest: protocol_version,
+                        host: PROTOCOL_VERSION,
+                    }),
+                    _ => Err(ProtocolError::Unexpected("a message before Ready")),
+                };
+            }
+            let n = read
+                .read(frames.buf_mut())
+                .await
+                .map_err(ProtocolError::Io)?;
+            if n == 0 {
+                return Err(if frames.has_partial() {
+                    ProtocolError::Truncated
+                } else {
+                    ProtocolError::Unexpected("connection closed before Ready")
+                });
+            }
+            frames.filled(n);
+        }
+    };
+    let hello = match tokio::time::timeout(cfg.ready_timeout, handshake).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            shared.kill_guest();
+            // A guest that died during startup is reported by how it died, not by the
+            // closed socket it left behind.
+            let exit = shared.wait_exit(Duration::from_secs(2)).await;
+            return Err(match (e, exit) {
+                (ProtocolError::Unexpected(_) | ProtocolError::Io(_), Some(info))
+                    if !shared.killed.load(Ordering::Relaxed) || info.code.is_some() =>
+                {
+                    Error::GuestExited(info)
+                }
+                (e, _) => Error::Protocol(Arc::new(e)),
+            });
+        }
+        Err(_) => {
+            shared.kill_guest();
+            return Err(Error::StartupTimeout(cfg.ready_timeout));
+        }
+    };
+    tokio::spawn(writer_task(write, writer_rx));
+    tokio::spawn(reader_task(read, frames, Arc::clone(&shared)));
+    Ok((shared, hello))
+}
+
+async fn watch_child(mut child: tokio::process::Child, shared: Arc<Shared>) {
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = shared.kill.notified() => {
+                let _ = child.start_kill();
+            }
+        }
+    };
+    let info = match status {
+        Ok(s) => ExitInfo::from_status(s),
+        Err(_) => ExitInfo::default(),
+    };
+    shared.exit.send_replace(Some(info));
+}
+
+async fn writer_task(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Some(msg) = rx.recv().await {
+        let mut close = false;
+        match msg {
+            WriterMsg::Frame(f) => batch.extend_from_slice(&f),
+            WriterMsg::Close => close = true,
+        }
+        // Everything queued meanwhile goes out in the same write: one syscall for a burst
+        // of calls.
+        while !close && batch.len() < (1 << 20) {
+            match rx.try_recv() {
+                Ok(WriterMsg::Frame(f)) => batch.extend_from_slice(&f),
+                Ok(WriterMsg::Close) => close = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() && write.write_all(&batch).await.is_err() {
+            // The reader sees the same failure as EOF and reports it.
+            return;
+        }
+        batch.clear();
+        if batch.capacity() > 1 << 20 {
+            batch = Vec::with_capacity(64 * 1024);
+        }
+        if close {
+            let _ = write.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn reader_task(mut read: OwnedReadHalf, mut frames: FrameBuffer, shared: Arc<Shared>) {
+    let reason = loop {
+        match next_messages(&mut frames, &shared) {
+            Ok(()) => {}
+            Err(e) => break Err(e),
+        }
+        match read.read(frames.buf_mut()).await {
+            Ok(0) if frames.has_partial() => break Err(ProtocolError::Truncated),
+            Ok(0) => break Ok(()),
+            Ok(n) => frames.filled(n),
+            Err(e) => break Err(ProtocolError::Io(e)),
+        }
+    };
+    let closed = match reason {
+        Ok(()) => {
+            // EOF: the guest exited or closed its socket. If it lingers, it is of no use.
+            let info = match shared.wait_exit(Duration::from_millis(500)).await {
+                Some(info) => info,
+                None => {
+                    shared.kill_guest();
+                    shared
+                        .wait_exit(Duration::from_secs(5))
+                        .await
+                        .unwrap_or_default()
+                }
+            };
+            if shared.is_torn_down() {
+                Closed::TornDown
+            } else {
+                Closed::Exited(info)
+            }
+        }
+        Err(e) => {
+            tracing::warn!(runtime = %shared.runtime, error = %e, "guest broke the protocol; killing it");
+            shared.kill_guest();
+            Closed::Protocol(Arc::new(e))
+        }
+    };
+    shared.close(closed);
+    let info = shared
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .unwrap_or_default();
+    let _ = shared.events.send(Event::GuestExited(info));
+}
+
+fn next_messages(frames: &mut FrameBuffer, shared: &Arc<Shared>) -> Result<(), ProtocolError> {
+    while let Some(body) = frames.next_frame()? {
+        let msg: GuestMessage = codec::decode_body(body)?;
+        shared.dispatch(msg)?;
+    }
+    Ok(())
+}
+
+impl Shared {
+    fn dispatch(self: &Arc<Self>, msg: GuestMessage) -> Result<(), ProtocolError> {
+        match msg {
+            GuestMessage::Response { id, result } => {
+                let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                match waiter {
+                    // The caller may have given up (dropped its future); that's fine.
+                    Some(tx) => {
+                        let _ = tx.send(Outcome::Reply(result));
+                    }
+                    None => return Err(ProtocolError::UnknownResponse(id)),
+                }
+            }
+            GuestMessage::Request { id, request } => match request {
+                GuestRequest::HostCall { cid, path, args } => self.host_call(id, cid, path, args),
+            },
+            GuestMessage::Log {
+                cid,
+                level,
+                message,
+            } => self.console(cid, level, &message),
+            GuestMessage::Uncaught { cid, error } => {
+                tracing::debug!(runtime = %self.runtime, cid, error = %error, "uncaught error in guest");
+                let _ = self.events.send(Event::Uncaught { cid, error });
+            }
+            GuestMessage::Ready { .. } => return Err(ProtocolError::Unexpected("a second Ready")),
+        }
+        Ok(())
+    }
+
+    fn console(&self, cid: ContainerId, level: LogLevel, message: &str) {
+        if let Some(handler) = &self.on_console {
+            handler(cid, level, message);
+            return;
+        }
+        let rt = &self.runtime;
+        match level {
+            LogLevel::Debug => {
+                tracing::debug!(target: "confine::console", runtime = %rt, cid, "{message}")
+            }
+            LogLevel::Log | LogLevel::Info => {
+                tracing::info!(target: "confine::console", runtime = %rt, cid, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "confine::console", runtime = %rt, cid, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "confine::console", runtime = %rt, cid, "{message}")
+            }
+        }
+    }
+
+    fn host_call(
+        self: &Arc<Self>,
+        id: RequestId,
+        cid: ContainerId,
+        path: Vec<String>,
+        args: Vec<Value>,
+    ) {
+        let function = self
+            .functions
+            .read()
+            .ok()
+            .and_then(|t| t.get(&path).cloned());
+        let shared = Arc::clone(self);
+        let Some(function) = function else {
+            // A script can only name functions it was given, so this is a lying guest, or a
+            // race with a global being replaced. Either way the script gets an error.
+            let err = ErrorData::new(
+                ErrorKind::HostFunction,
+                "ReferenceError",
+                format!("no host function `{}`", path.join(".")),
+            );
+            shared.respond(id, Err(err));
+            return;
+        };
+        tokio::spawn(async move {
+            let result = match CatchUnwind(AssertUnwindSafe(function(args))).await {
+                Ok(r) => r,
+                Err(()) => Err(ErrorData::new(
+                    ErrorKind::HostFunction,
+                    "Error",
+                    format!("host function `{}` panicked", path.join(".")),
+                )),
+            };
+            tracing::trace!(cid, function = %path.join("."), ok = result.is_ok(), "host call done");
+            shared.respond(id, result);
+        });
+    }
+
+    fn respond(&self, id: RequestId, result: Result<Value, ErrorData>) {
+        let msg = HostMessage::Response { id, result };
+        let frame = match codec::encode(&msg, self.max_frame) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = ErrorData::new(ErrorKind::FrameSize, "RangeError", e.to_string());
+                match codec::encode(
+                    &HostMessage::Response {
+                        id,
+                        result: Err(err),
+                    },
+                    self.max_frame,
+                ) {
+                    Ok(f) => f,
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = self.writer.send(WriterMsg::Frame(frame));
+    }
+
+    /// Sends a request and waits for its answer (or for the connection to close).
+    pub(crate) async fn request(&self, request: HostRequest) -> Result<Result<Reply, ErrorData>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame =
+            codec::encode(&HostMessage::Request { id, request }, self.max_frame).map_err(|e| {
+                Error::LimitExceeded {
+                    limit: crate::error::Limit::FrameSize,
+                    message: e.to_string(),
+                }
+            })?;
+        let (tx, rx) = oneshot::channel();
+        {
+            // Checked under the pending lock, so `close` cannot miss this request.
+            let mut pending = self.pending.lock().map_err(|_| Error::TornDown)?;
+            if let Some(closed) = self.closed.read().ok().and_then(|c| c.clone()) {
+                return Err(closed.to_error());
+            }
+            pending.insert(id, tx);
+        }
+        let guard = PendingGuard { shared: self, id };
+        if self.writer.send(WriterMsg::Frame(frame)).is_err() {
+            return Err(self.closed_error());
+        }
+        let outcome = rx.await;
+        std::mem::forget(guard);
+        match outcome {
+            Ok(Outcome::Reply(r)) => Ok(r),
+            Ok(Outcome::Closed(c)) => Err(c.to_error()),
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        self.closed
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(Closed::to_error))
+            .unwrap_or(Error::TornDown)
+    }
+
+    fn close(&self, closed: Closed) {
+        let drained: Vec<_> = match self.pending.lock() {
+            Ok(mut p) => {
+                if let Ok(mut c) = self.closed.write() {
+                    c.get_or_insert(closed.clone());
+                }
+                p.drain().map(|(_, tx)| tx).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for tx in drained {
+            let _ = tx.send(Outcome::Closed(closed.clone()));
+        }
+        let _ = self.writer.send(WriterMsg::Close);
+    }
+
+    fn is_torn_down(&self) -> bool {
+        self.closed
+            .read()
+            .ok()
+            .is_some_and(|c| matches!(*c, Some(Closed::TornDown)))
+    }
+
+    /// Stops accepting requests and closes the connection; the guest sees EOF and exits.
+    pub(crate) fn begin_teardown(&self) {
+        if let Ok(mut c) = self.closed.write() {
+            c.get_or_insert(Closed::TornDown);
+        }
+        let _ = self.writer.send(WriterMsg::Close);
+    }
+
+    pub(crate) fn kill_guest(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill.notify_one();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.read().ok().is_some_and(|c| c.is_some())
+    }
+
+    /// The exit status, waiting at most `timeout` for it.
+    pub(crate) async fn wait_exit(&self, timeout: Duration) -> Option<ExitInfo> {
+        let mut rx = self.exit.subscribe();
+        let waited = tokio::time::timeout(timeout, async {
+            rx.wait_for(Option::is_some).await.map(|v| *v)
+        })
+        .await;
+        match waited {
+            Ok(Ok(v)) => v,
+            _ => *self.exit.borrow(),
+        }
+    }
+}
+
+/// Removes a pending entry if the caller's future is dropped before the answer arrives, so
+/// abandoned requests do not accumulate.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: RequestId,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
+
+/// Turns a panic inside a host function into an error the script sees, instead of a promise
+/// that never settles.
+struct CatchUnwind<F>(AssertUnwindSafe<F>);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut inner.0).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}

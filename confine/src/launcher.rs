@@ -1,0 +1,221 @@
+//! Starting a guest process: resolve the runtime, prepare the platform sandbox, fork with the
+//! socket on fd 3, and report a failing post-fork step with its name.
+//!
+//! The post-fork work itself lives in [`crate::platform`]; this module only arranges the
+//! `Command`, carries a step failure back over a close-on-exec pipe, and wires the guest's
+//! stdout and stderr.
+
+use crate::{
+    error::{Error, Result},
+    options::{Output, SandboxOptions},
+    platform::{self, ChildFailure, PolicyRequest},
+    registry::GuestCommand,
+    report::IsolationReport,
+};
+use std::{
+    io::{self, Read},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::net::UnixStream as StdUnixStream,
+    },
+    process::Stdio,
+    sync::{Arc, Mutex},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    net::UnixStream,
+    process::{Child, Command},
+};
+
+/// Captured guest output is kept up to this many bytes per stream.
+const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// A started guest, not yet spoken to.
+pub(crate) struct Launched {
+    pub child: Child,
+    pub pid: u32,
+    pub socket: UnixStream,
+    pub report: IsolationReport,
+    pub command: GuestCommand,
+    pub stdout: Arc<Mutex<Vec<u8>>>,
+    pub stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
+    let command = opts.registry.resolve(&opts.runtime)?;
+    let plan = Arc::new(platform::prepare(&PolicyRequest {
+        guest: &command.program,
+        no_sandbox: opts.no_sandbox,
+        allow_degraded: opts.allow_degraded,
+    })?);
+    let report = plan.report();
+
+    let spawn_err = |what| move |source| Error::Spawn { what, source };
+    let (host_end, guest_end) = StdUnixStream::pair().map_err(spawn_err("socketpair"))?;
+    let (err_read, err_write) = pipe_cloexec().map_err(spawn_err("pipe"))?;
+
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let guest_fd = guest_end.as_raw_fd();
+    let err_fd = err_write.as_raw_fd();
+    // SAFETY: getpid has no preconditions.
+    let parent_pid = unsafe { libc::getpid() };
+    let child_plan = Arc::clone(&plan);
+    // SAFETY: the closure runs between fork and exec. It calls only `apply_in_child`, which
+    // is async-signal-safe by contract, and `write` on an fd we own; it allocates nothing
+    // (the io::Error is built from a raw errno, which does not allocate).
+    unsafe {
+        cmd.pre_exec(
+            move || match child_plan.apply_in_child(guest_fd, parent_pid) {
+                Ok(()) => Ok(()),
+                Err(failure) => {
+                    let bytes = failure.to_bytes();
+                    libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
+                    Err(io::Error::from_raw_os_error(failure.errno))
+                }
+            },
+        );
+    }
+    if opts.log_spawn {
+        eprintln!(
+            "confine: spawning {} {:?} (env cleared, cwd /, fd 3 = socket)\n{report}",
+            command.program.display(),
+            command.args
+        );
+    }
+    let spawned = cmd.spawn();
+    // The child has its own copies now (or is gone); ours must close so reads see EOF.
+    drop(guest_end);
+    drop(err_write);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let mut buf = [0u8; 8];
+            let mut file = std::fs::File::from(err_read);
+            return Err(match file.read_exact(&mut buf) {
+                Ok(()) => match ChildFailure::from_bytes(buf) {
+                    Some(f) => Error::SpawnStep {
+                        step: f.step,
+                        source: io::Error::from_raw_os_error(f.errno),
+                    },
+                    None => Error::Spawn {
+                        what: "exec",
+                        source: e,
+                    },
+                },
+                Err(_) => Error::Spawn {
+                    what: "exec",
+                    source: e,
+                },
+            });
+        }
+    };
+    let pid = child.id().unwrap_or_default();
+    host_end
+        .set_nonblocking(true)
+        .map_err(spawn_err("socket setup"))?;
+    let socket = UnixStream::from_std(host_end).map_err(spawn_err("socket setup"))?;
+
+    let prefix = format!("[confine {} {pid}]", opts.runtime);
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(
+            out,
+            opts.stdout,
+            false,
+            prefix.clone(),
+            Arc::clone(&stdout),
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, opts.stderr, true, prefix, Arc::clone(&stderr)));
+    }
+    if opts.strace {
+        attach_strace(pid);
+    }
+    Ok(Launched {
+        child,
+        pid,
+        socket,
+        report,
+        command,
+        stdout,
+        stderr,
+    })
+}
+
+/// Reads a guest stream to its end, echoing, capturing or dropping it. Reading even when
+/// discarding keeps a chatty guest from blocking on a full pipe.
+async fn pump<R: AsyncRead + Unpin>(
+    stream: R,
+    mode: Output,
+    is_stderr: bool,
+    prefix: String,
+    sink: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut lines = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        match mode {
+            Output::Discard => {}
+            Output::Echo => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches('\n');
+                if is_stderr {
+                    eprintln!("{prefix} {text}");
+                } else {
+                    println!("{prefix} {text}");
+                }
+            }
+            Output::Capture => {
+                if let Ok(mut buf) = sink.lock() {
+                    let room = CAPTURE_LIMIT.saturating_sub(buf.len());
+                    buf.extend_from_slice(&line[..line.len().min(room)]);
+                }
+            }
+        }
+    }
+}
+
+/// Attaches `strace -f` to the guest, printing to the host's stderr. The guest is already
+/// sandboxed, so tracing it from outside keeps the sandbox intact.
+fn attach_strace(pid: u32) {
+    match std::process::Command::new("strace")
+        .args(["-f", "-qq", "-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => {
+            // Give strace a moment to attach before the host sends the first request; it
+            // reaps itself when the guest exits.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::spawn(move || {
+                let mut child = child;
+                let _ = child.wait();
+            });
+        }
+        Err(e) => eprintln!("confine: cannot start strace ({e}); is it installed?"),
+    }
+}

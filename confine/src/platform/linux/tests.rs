@@ -1,0 +1,1076 @@
+//! Tests that fork, apply a plan in the child, and probe the result with raw syscalls.
+//!
+//! Forking inside the multi-threaded test harness is sound here for the same reason it is in
+//! the launcher: between `fork` and `_exit`/`execve` the child runs only raw syscalls (no
+//! allocation, no locks, no `std::io`); every buffer and C string it touches is prepared in
+//! the parent before the fork. Results travel back as 8-byte messages on a SEQPACKET
+//! socketpair that the child sees as fd 3, exactly where the guest finds its IPC socket.
+//!
+//! Each probe has a positive control: the same call in a child without the plan, which must
+//! succeed (or fail differently), so a denial is the policy's doing and not the test's.
+
+use super::*;
+use crate::platform::{PolicyRequest, SpawnStep};
+use std::{ffi::CString, os::unix::ffi::OsStrExt, path::PathBuf, time::Instant};
+
+fn errno() -> i64 {
+    // SAFETY: reads this thread's errno.
+    i64::from(unsafe { *libc::__errno_location() })
+}
+
+/// A syscall result as `r` or `-errno`.
+fn sys(r: libc::c_long) -> i64 {
+    if r < 0 {
+        -errno()
+    } else {
+        r
+    }
+}
+
+/// Sends one probe result to the parent (raw write on fd 3).
+fn emit(v: i64) {
+    let b = v.to_le_bytes();
+    // SAFETY: b is valid for 8 bytes; fd 3 is the test socket.
+    unsafe { libc::write(3, b.as_ptr().cast(), b.len()) };
+}
+
+struct Outcome {
+    /// Raw wait status.
+    status: i32,
+    /// Probe results in order.
+    values: Vec<i64>,
+    /// A step failure the child reported instead of running the body.
+    failure: Option<ChildFailure>,
+    /// The child's stdout+stderr.
+    output: String,
+}
+
+impl Outcome {
+    fn exited_ok(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+    fn killed_by(&self) -> Option<i32> {
+        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+    }
+}
+
+const FAILURE_MARK: i64 = 0x0bad_0bad_0bad_0bad;
+
+/// Forks; in the child: stdin = /dev/null, stdout/stderr = a pipe, then the plan (or, with
+/// `None`, only the socket on fd 3), then `body`, then `_exit(0)`.
+fn fork_run(plan: Option<&Plan>, body: &dyn Fn()) -> Outcome {
+    let mut sv = [0; 2];
+    let mut out = [0; 2];
+    // SAFETY: plain fd-creating syscalls into arrays we own.
+    unsafe {
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr()
+            ),
+            0
+        );
+        assert_eq!(libc::pipe2(out.as_mut_ptr(), libc::O_CLOEXEC), 0);
+    }
+    // SAFETY: literal path.
+    let devnull = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    assert!(devnull >= 0);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child below only makes raw syscalls and leaves through _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: raw syscalls in the child, see the module doc.
+        unsafe {
+            libc::dup2(devnull, 0);
+            libc::dup2(out[1], 1);
+            libc::dup2(out[1], 2);
+            match plan {
+                Some(plan) => {
+                    if let Err(f) = plan.apply_in_child(sv[1], parent) {
+                        let b = f.to_bytes();
+                        let mark = FAILURE_MARK.to_le_bytes();
+                        libc::write(sv[1], mark.as_ptr().cast(), 8);
+                        libc::write(sv[1], b.as_ptr().cast(), 8);
+                        libc::_exit(111);
+                    }
+                }
+                None => {
+                    libc::dup2(sv[1], 3);
+                }
+            }
+            body();
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copies of the child's ends.
+    unsafe {
+        libc::close(sv[1]);
+        libc::close(out[1]);
+        libc::close(devnull);
+    }
+    let mut values = Vec::new();
+    let mut failure = None;
+    let mut expect_failure = false;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: sv[0],
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, 20_000) };
+        assert!(r > 0, "child {pid} timed out");
+        let mut buf = [0u8; 8];
+        // SAFETY: buf is 8 bytes.
+        let n = unsafe { libc::read(sv[0], buf.as_mut_ptr().cast(), 8) };
+        if n <= 0 {
+            break;
+        }
+        if n != 8 {
+            // Not a probe result (the control's sendto probe really sends a byte).
+            continue;
+        }
+        if expect_failure {
+            failure = ChildFailure::from_bytes(buf);
+            expect_failure = false;
+            continue;
+        }
+        let v = i64::from_le_bytes(buf);
+        if v == FAILURE_MARK {
+            expect_failure = true;
+        } else {
+            values.push(v);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let mut output = Vec::new();
+    loop {
+        let mut buf = [0u8; 4096];
+        // SAFETY: buf is valid.
+        let n = unsafe { libc::read(out[0], buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        output.extend_from_slice(&buf[..n as usize]);
+    }
+    // SAFETY: our fds.
+    unsafe {
+        libc::close(sv[0]);
+        libc::close(out[0]);
+    }
+    Outcome {
+        status,
+        values,
+        failure,
+        output: String::from_utf8_lossy(&output).into_owned(),
+    }
+}
+
+fn this_exe() -> PathBuf {
+    std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .expect("current_exe")
+}
+
+fn strict_plan(guest: &std::path::Path) -> Plan {
+    prepare(&PolicyRequest {
+        guest,
+        no_sandbox: false,
+        allow_degraded: false,
+    })
+    .expect("prepare (this machine has seccomp and Landlock)")
+}
+
+#[test]
+fn report_for_this_machine() {
+    let plan = strict_plan(&this_exe());
+    let r = plan.report();
+    assert!(r.sandboxed);
+    assert!(r.kernel.seccomp);
+    assert!(matches!(
+        r.kernel.landlock,
+        LandlockSupport::Available { .. }
+    ));
+    assert!(r
+        .status(Protection::FileRead)
+        .is_some_and(|s| s.is_enforced()));
+    assert!(r.status(Protection::Exec).is_some_and(|s| s.is_enforced()));
+    // The documented stage-1 gap: newfstatat.
+    assert!(!r
+        .status(Protection::FileMetadata)
+        .is_some_and(|s| s.is_enforced()));
+    assert!(!r.fully_enforced());
+    assert!(r.clone().with_stage2_verified().fully_enforced(), "{r}");
+    assert!(r
+        .file_grants
+        .iter()
+        .any(|g| g.execute && g.path == this_exe()));
+    let text = r.to_string();
+    assert!(text.contains("file reads"), "{text}");
+    eprintln!("{text}");
+}
+
+#[test]
+fn no_sandbox_report_is_disabled() {
+    let plan = prepare(&PolicyRequest {
+        guest: std::path::Path::new("relative/is/fine/when/disabled"),
+        no_sandbox: true,
+        allow_degraded: false,
+    })
+    .expect("prepare");
+    let r = plan.report();
+    assert!(!r.sandboxed && !r.fully_enforced());
+    assert!(r
+        .protections
+        .iter()
+        .all(|p| p.status == ProtectionStatus::Disabled));
+}
+
+#[test]
+fn relative_guest_is_rejected() {
+    let e = prepare(&PolicyRequest {
+        guest: std::path::Path::new("guest"),
+        no_sandbox: false,
+        allow_degraded: true,
+    })
+    .expect_err("relative");
+    assert!(
+        matches!(e, SandboxError::GuestPathNotAbsolute { .. }),
+        "{e}"
+    );
+}
+
+/// Probe indices, shared by the body and the assertions.
+mod p {
+    pub(super) const OPEN_PASSWD: usize = 0;
+    pub(super) const SOCKET_INET: usize = 1;
+    pub(super) const CLONE3: usize = 2;
+    pub(super) const IOCTL_FIONREAD: usize = 3;
+    pub(super) const IOCTL_TIOCSTI_HIGH: usize = 4;
+    pub(super) const ALLOC_TOUCH: usize = 5;
+    pub(super) const MMAP_RWX: usize = 6;
+    pub(super) const MPROTECT_RW_TO_RX: usize = 7;
+    pub(super) const KILL_PARENT: usize = 8;
+    pub(super) const KILL_SELF: usize = 9;
+    pub(super) const RAISE_LIMIT: usize = 10;
+    pub(super) const GETRANDOM: usize = 11;
+    pub(super) const STATX: usize = 12;
+    pub(super) const STAT_SHADOW: usize = 13;
+    pub(super) const OPEN_CREATE: usize = 14;
+    pub(super) const SENDTO_ADDR: usize = 15;
+    pub(super) const GETPPID: usize = 16;
+    pub(super) const FUTEX_LOCK_PI: usize = 17;
+    pub(super) const AFFINITY_SELF: usize = 18;
+    pub(super) const AFFINITY_INIT: usize = 19;
+    pub(super) const NR_NEWER: usize = 20;
+    pub(super) const NR_HOLE: usize = 21;
+    pub(super) const ACCESS: usize = 22;
+    pub(super) const PROC_SELF_MEM: usize = 23;
+    pub(super) const OPEN_OWN_EXE: usize = 24;
+    pub(super) const SOCKETPAIR: usize = 25;
+    pub(super) const WRITE_FD3: usize = 26;
+    pub(super) const COUNT: usize = 27;
+}
+
+/// The probe body. `exe` is this test binary (granted read+exec by the plan).
+fn probes(exe: &CString) {
+    // SAFETY: raw syscalls with valid or deliberately harmless arguments; nothing allocates.
+    unsafe {
+        let mut r = [0i64; p::COUNT];
+        let fd = libc::open(c"/etc/passwd".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        r[p::OPEN_PASSWD] = sys(fd.into());
+        r[p::SOCKET_INET] = sys(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0).into());
+        r[p::CLONE3] = sys(libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::null::<u8>(),
+            0usize,
+        ));
+        let mut n: libc::c_int = 0;
+        r[p::IOCTL_FIONREAD] = sys(libc::ioctl(3, libc::FIONREAD, &mut n).into());
+        let c = 0u8;
+        r[p::IOCTL_TIOCSTI_HIGH] = sys(libc::syscall(
+            libc::SYS_ioctl,
+            0,
+            (0x123u64 << 32) | libc::TIOCSTI,
+            &c,
+        ));
+        let len = 4 << 20;
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        r[p::ALLOC_TOUCH] = if m == libc::MAP_FAILED {
+            -errno()
+        } else {
+            std::ptr::write_bytes(m.cast::<u8>(), 0x5a, len);
+            let ok = *m.cast::<u8>().add(len - 1) == 0x5a;
+            r[p::MPROTECT_RW_TO_RX] =
+                sys(libc::mprotect(m, 4096, libc::PROT_READ | libc::PROT_EXEC).into());
+            libc::munmap(m, len);
+            i64::from(ok)
+        };
+        let x = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        r[p::MMAP_RWX] = if x == libc::MAP_FAILED { -errno() } else { 0 };
+        // pid 1 is always another process.
+        r[p::KILL_PARENT] = sys(libc::kill(1, 0).into());
+        r[p::KILL_SELF] = sys(libc::kill(libc::getpid(), 0).into());
+        let mut buf = [0u8; 16];
+        r[p::GETRANDOM] = sys(libc::syscall(
+            libc::SYS_getrandom,
+            buf.as_mut_ptr(),
+            16usize,
+            0u32,
+        ));
+        let mut stx = [0u8; 256];
+        r[p::STATX] = sys(libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            c"/etc/shadow".as_ptr(),
+            0,
+            0x7ffu32,
+            stx.as_mut_ptr(),
+        ));
+        let mut st: libc::stat = std::mem::zeroed();
+        r[p::STAT_SHADOW] = sys(libc::syscall(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            c"/etc/shadow".as_ptr(),
+            &mut st,
+            0,
+        ));
+        r[p::OPEN_CREATE] = sys(libc::open(
+            c"/nonexistent-confine-dir/probe".as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+            0o600,
+        )
+        .into());
+        let addr = libc::sockaddr_un {
+            sun_family: libc::AF_UNIX as libc::sa_family_t,
+            sun_path: [0; 108],
+        };
+        r[p::SENDTO_ADDR] = sys(libc::sendto(
+            3,
+            c"x".as_ptr().cast(),
+            1,
+            0,
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t + 1,
+        ) as libc::c_long);
+        r[p::GETPPID] = sys(libc::syscall(libc::SYS_getppid));
+        r[p::FUTEX_LOCK_PI] = sys(libc::syscall(
+            libc::SYS_futex,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_LOCK_PI,
+            0,
+            0,
+        ));
+        let mut set = [0u8; 128];
+        r[p::AFFINITY_SELF] = sys(libc::syscall(
+            libc::SYS_sched_getaffinity,
+            libc::getpid(),
+            set.len(),
+            set.as_mut_ptr(),
+        ));
+        r[p::AFFINITY_INIT] = sys(libc::syscall(
+            libc::SYS_sched_getaffinity,
+            1,
+            set.len(),
+            set.as_mut_ptr(),
+        ));
+        r[p::NR_NEWER] = sys(libc::syscall(libc::c_long::from(
+            policy::NEWEST_KNOWN_SYSCALL + 30,
+        )));
+        r[p::NR_HOLE] = sys(libc::syscall(400));
+        r[p::ACCESS] = sys(libc::access(c"/etc/passwd".as_ptr(), libc::R_OK).into());
+        r[p::PROC_SELF_MEM] =
+            sys(libc::open(c"/proc/self/mem".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC).into());
+        r[p::OPEN_OWN_EXE] = sys(libc::open(exe.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC).into());
+        let mut pair = [0; 2];
+        r[p::SOCKETPAIR] =
+            sys(libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into());
+        // Even lowering is refused under the plan: no prlimit64 with a new limit at all.
+        let inf = libc::rlimit64 {
+            rlim_cur: 8,
+            rlim_max: 8,
+        };
+        r[p::RAISE_LIMIT] = sys(libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NOFILE,
+            &inf,
+            std::ptr::null_mut::<libc::rlimit64>(),
+        ));
+        r[p::WRITE_FD3] = 1;
+        for v in r {
+            emit(v);
+        }
+    }
+}
+
+fn neg(e: i32) -> i64 {
+    -i64::from(e)
+}
+
+#[test]
+fn sandboxed_child_gets_exact_errnos() {
+    let exe = this_exe();
+    let exe_c = CString::new(exe.as_os_str().as_bytes()).expect("path");
+    let plan = strict_plan(&exe);
+
+    let control = fork_run(None, &|| probes(&exe_c));
+    assert!(
+        control.exited_ok(),
+        "control: {:#x} {}",
+        control.status,
+        control.output
+    );
+    let c = &control.values;
+    assert_eq!(c.len(), p::COUNT, "control values {c:?}");
+    assert!(c[p::OPEN_PASSWD] >= 0, "control open {c:?}");
+    assert!(c[p::SOCKET_INET] >= 0);
+    assert_eq!(c[p::CLONE3], neg(libc::EINVAL));
+    assert_eq!(c[p::IOCTL_FIONREAD], 0);
+    assert_eq!(c[p::ALLOC_TOUCH], 1);
+    assert_eq!(c[p::MMAP_RWX], 0);
+    assert_eq!(c[p::MPROTECT_RW_TO_RX], 0);
+    assert_eq!(c[p::KILL_SELF], 0);
+    assert_eq!(c[p::RAISE_LIMIT], 0, "lowering works without the plan");
+    assert_eq!(c[p::GETRANDOM], 16);
+    assert_eq!(c[p::STATX], 0);
+    assert!(c[p::GETPPID] > 0);
+    assert_eq!(c[p::FUTEX_LOCK_PI], neg(libc::EFAULT));
+    assert!(c[p::AFFINITY_INIT] > 0);
+    assert_eq!(c[p::NR_NEWER], neg(libc::ENOSYS));
+    assert_eq!(c[p::NR_HOLE], neg(libc::ENOSYS));
+    assert_eq!(c[p::ACCESS], 0);
+    assert!(c[p::PROC_SELF_MEM] >= 0, "control /proc/self/mem {c:?}");
+    assert!(c[p::OPEN_OWN_EXE] >= 0);
+    assert_eq!(c[p::OPEN_CREATE], neg(libc::ENOENT));
+    assert_eq!(c[p::SOCKETPAIR], 0);
+
+    let boxed = fork_run(Some(&plan), &|| probes(&exe_c));
+    assert_eq!(boxed.failure, None, "{}", boxed.output);
+    assert!(
+        boxed.exited_ok(),
+        "sandboxed: {:#x} {}",
+        boxed.status,
+        boxed.output
+    );
+    let s = &boxed.values;
+    assert_eq!(s.len(), p::COUNT, "values {s:?}");
+    assert_eq!(s[p::OPEN_PASSWD], neg(libc::EACCES), "Landlock");
+    assert_eq!(s[p::SOCKET_INET], neg(libc::EACCES), "seccomp socket");
+    assert_eq!(s[p::SOCKETPAIR], neg(libc::EACCES));
+    assert_eq!(s[p::CLONE3], neg(libc::ENOSYS));
+    assert_eq!(s[p::IOCTL_FIONREAD], neg(libc::ENOTTY));
+    assert_eq!(s[p::IOCTL_TIOCSTI_HIGH], neg(libc::ENOTTY));
+    assert_eq!(s[p::ALLOC_TOUCH], 1, "allocation works");
+    assert_eq!(s[p::MMAP_RWX], neg(libc::EACCES), "W^X (seccomp)");
+    assert_eq!(
+        s[p::MPROTECT_RW_TO_RX],
+        neg(libc::EACCES),
+        "exec gain (MDWE)"
+    );
+    assert_eq!(s[p::KILL_PARENT], neg(libc::EPERM));
+    assert_eq!(s[p::KILL_SELF], 0);
+    assert_eq!(s[p::RAISE_LIMIT], neg(libc::EPERM));
+    assert_eq!(s[p::GETRANDOM], 16);
+    assert_eq!(s[p::STATX], neg(libc::ENOSYS));
+    assert_eq!(s[p::STAT_SHADOW], 0, "documented stage-1 gap: newfstatat");
+    assert_eq!(s[p::OPEN_CREATE], neg(libc::EACCES));
+    assert_eq!(s[p::SENDTO_ADDR], neg(libc::EPERM));
+    assert_eq!(s[p::GETPPID], neg(libc::EPERM));
+    assert_eq!(s[p::FUTEX_LOCK_PI], neg(libc::EPERM));
+    assert!(s[p::AFFINITY_SELF] > 0);
+    assert_eq!(s[p::AFFINITY_INIT], neg(libc::EPERM));
+    assert_eq!(s[p::NR_NEWER], neg(libc::ENOSYS));
+    assert_eq!(s[p::NR_HOLE], neg(libc::ENOSYS));
+    assert_eq!(s[p::ACCESS], neg(libc::EPERM));
+    assert_eq!(s[p::PROC_SELF_MEM], neg(libc::EACCES));
+    assert!(s[p::OPEN_OWN_EXE] >= 0, "the guest can read itself");
+    assert_eq!(s[p::WRITE_FD3], 1);
+}
+
+/// What the fd layout and session look like in the child: fds >= 4 still open without
+/// close-on-exec, fd 3's flags, whether the child leads its session, no_new_privs, the
+/// hard RLIMIT_FSIZE.
+fn layout_probe() {
+    // SAFETY: raw syscalls only.
+    unsafe {
+        let mut inheritable = 0i64;
+        for fd in 4..256 {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                inheritable += 1;
+            }
+        }
+        emit(inheritable);
+        emit(i64::from(libc::fcntl(3, libc::F_GETFD)));
+        emit(sys(libc::syscall(libc::SYS_getsid, 0)));
+        emit(i64::from(libc::getpid()));
+        emit(i64::from(libc::prctl(
+            libc::PR_GET_NO_NEW_PRIVS,
+            0,
+            0,
+            0,
+            0,
+        )));
+        let mut lim = libc::rlimit64 {
+            rlim_cur: 9,
+            rlim_max: 9,
+        };
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_FSIZE,
+            std::ptr::null::<libc::rlimit64>(),
+            &mut lim,
+        );
+        emit(lim.rlim_max as i64);
+    }
+}
+
+#[test]
+fn fds_and_session_after_apply() {
+    // Leave an inheritable fd >= 4 around (as a careless host might) to see it handled.
+    // SAFETY: dup of stderr; closed below.
+    let leak = unsafe { libc::fcntl(2, libc::F_DUPFD, 10) };
+    assert!(leak >= 10);
+
+    let plain = prepare(&PolicyRequest {
+        guest: &this_exe(),
+        no_sandbox: true,
+        allow_degraded: false,
+    })
+    .expect("prepare");
+    let o = fork_run(Some(&plain), &layout_probe);
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    let v = &o.values;
+    assert_eq!(v[0], 0, "fds >= 4 are close-on-exec");
+    assert_eq!(v[1], 0, "fd 3 survives exec");
+    assert_eq!(v[2], v[3], "the child leads its own session");
+    assert_eq!(v[4], 0, "no_sandbox leaves no_new_privs alone");
+
+    let plan = strict_plan(&this_exe());
+    let o = fork_run(Some(&plan), &layout_probe);
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    let v = &o.values;
+    assert_eq!(v[0], 0, "fds >= 4 are close-on-exec");
+    assert_eq!(v[1], 0, "fd 3 survives exec");
+    assert_eq!(v[2], neg(libc::EPERM), "getsid is not in the allow-list");
+    assert_eq!(v[4], 1, "no_new_privs");
+    assert_eq!(v[5], 0, "RLIMIT_FSIZE hard limit");
+    // SAFETY: our dup.
+    unsafe { libc::close(leak) };
+}
+
+#[test]
+fn kill_verdicts() {
+    let plan = strict_plan(&this_exe());
+    let cases: [(&str, &dyn Fn()); 5] = [
+        // SAFETY (all): a single raw syscall with harmless arguments.
+        ("x32 getpid", &|| unsafe {
+            libc::syscall(0x4000_0000 | libc::SYS_getpid);
+        }),
+        ("bpf", &|| unsafe {
+            libc::syscall(libc::SYS_bpf, 0, 0, 0);
+        }),
+        ("unshare(CLONE_NEWUSER)", &|| unsafe {
+            libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER);
+        }),
+        ("ptrace(ATTACH, 1)", &|| unsafe {
+            libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, 1, 0, 0);
+        }),
+        ("i386 int 0x80 getpid", &|| unsafe {
+            // i386 getpid is 20; the arch check kills before the table is consulted.
+            std::arch::asm!("int 0x80", inlateout("eax") 20u32 => _, options(nostack));
+        }),
+    ];
+    for (name, body) in cases {
+        let o = fork_run(Some(&plan), body);
+        assert_eq!(
+            o.killed_by(),
+            Some(libc::SIGSYS),
+            "{name}: status {:#x}",
+            o.status
+        );
+    }
+    // Control: the same bpf call without the plan returns normally.
+    // SAFETY: harmless raw syscall.
+    let o = fork_run(None, &|| unsafe {
+        emit(sys(libc::syscall(libc::SYS_bpf, 0, 0, 0)));
+    });
+    assert!(o.exited_ok());
+}
+
+#[test]
+fn fork_and_namespaced_clone_get_eperm() {
+    let plan = strict_plan(&this_exe());
+    // SAFETY: raw syscalls; a child that does get created exits at once.
+    let body = || unsafe {
+        for flags in [
+            libc::SIGCHLD,
+            libc::CLONE_NEWUSER | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+        ] {
+            let r = libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0);
+            if r == 0 {
+                libc::_exit(0);
+            }
+            if r > 0 {
+                let mut st = 0;
+                libc::waitpid(r as i32, &mut st, 0);
+            }
+            emit(sys(r));
+        }
+        emit(sys(libc::syscall(libc::SYS_fork)));
+    };
+    let o = fork_run(Some(&plan), &body);
+    assert!(o.exited_ok(), "{}", o.output);
+    let e = neg(libc::EPERM);
+    assert_eq!(o.values, vec![e, e, e, e]);
+}
+
+#[test]
+fn no_sandbox_only_arranges_fds() {
+    let plan = prepare(&PolicyRequest {
+        guest: &this_exe(),
+        no_sandbox: true,
+        allow_degraded: false,
+    })
+    .expect("prepare");
+    // SAFETY: raw syscalls.
+    let o = fork_run(Some(&plan), &|| unsafe {
+        emit(sys(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0).into()));
+        emit(i64::from(libc::prctl(
+            libc::PR_GET_NO_NEW_PRIVS,
+            0,
+            0,
+            0,
+            0,
+        )));
+    });
+    assert!(o.exited_ok(), "{}", o.output);
+    assert!(o.values[0] >= 0);
+    assert_eq!(o.values[1], 0);
+}
+
+#[test]
+fn parent_check_reports_its_step() {
+    let plan = strict_plan(&this_exe());
+    // Pretend the parent is someone else: the child must refuse and name the step.
+    let mut sv = [0; 2];
+    // SAFETY: socketpair into our array; the child only makes raw syscalls.
+    unsafe {
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr()
+            ),
+            0
+        );
+        let pid = libc::fork();
+        if pid == 0 {
+            let code = match plan.apply_in_child(sv[1], 1) {
+                Ok(()) => 0,
+                Err(f) if f.step == SpawnStep::ParentExited && f.errno == libc::ESRCH => 42,
+                Err(_) => 1,
+            };
+            libc::_exit(code);
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        libc::close(sv[0]);
+        libc::close(sv[1]);
+        assert!(
+            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 42,
+            "{st:#x}"
+        );
+    }
+}
+
+/// Runs `path` with `argv` and `envp` in a sandboxed child (or plain, with `None`); returns
+/// the outcome. The child's fd 3 carries whatever the program writes there.
+fn exec_run(plan: Option<&Plan>, path: &CString, argv: &[&CString], envp: &[&CString]) -> Outcome {
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    // SAFETY: execve with NUL-terminated arrays built before the fork; on failure we report
+    // the errno and exit.
+    fork_run(plan, &|| unsafe {
+        libc::execve(path.as_ptr(), av.as_ptr(), ev.as_ptr());
+        emit(-errno());
+        libc::_exit(127);
+    })
+}
+
+#[test]
+fn exec_of_dynamic_c_program_works_and_others_are_denied() {
+    let true_bin = PathBuf::from("/usr/bin/true")
+        .canonicalize()
+        .expect("/usr/bin/true");
+    let plan = strict_plan(&true_bin);
+    let path = CString::new(true_bin.as_os_str().as_bytes()).expect("path");
+    let o = exec_run(Some(&plan), &path, &[&path], &[]);
+    assert!(
+        o.exited_ok(),
+        "true under the plan: {:#x} {:?} {}",
+        o.status,
+        o.values,
+        o.output
+    );
+
+    // Anything else is refused by Landlock.
+    let sh = CString::new("/bin/sh").expect("sh");
+    let o = exec_run(Some(&plan), &sh, &[&sh], &[]);
+    assert_eq!(o.values, vec![neg(libc::EACCES)], "{}", o.output);
+    // Control: /bin/sh runs without the plan (stdin is /dev/null, so it exits 0).
+    let o = exec_run(None, &sh, &[&sh], &[]);
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+}
+
+/// Guest mode for [`exec_of_this_rust_binary_as_guest`]: when the env var is set, this test
+/// runs as the sandboxed guest (under libtest, single-threaded) and behaves like one:
+/// reads a frame from fd 3, allocates, hashes, sleeps, spawns a thread, answers.
+#[test]
+fn guest_mode_entry() {
+    if std::env::var_os("CONFINE_PLATFORM_TEST_GUEST").is_none() {
+        return;
+    }
+    use std::{
+        collections::HashMap,
+        io::{Read, Write},
+        os::{fd::FromRawFd, unix::net::UnixStream},
+    };
+    // SAFETY: fd 3 is the socket the test harness placed there, owned by nobody else here.
+    let mut s = unsafe { UnixStream::from_raw_fd(3) };
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("read fd 3");
+    let mut v = vec![1u8; 32 << 20];
+    v[12345] = 7;
+    let mut m = HashMap::new();
+    m.insert("len", v.len());
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    let t = std::thread::spawn(|| 40 + 2).join().expect("thread");
+    let passwd = std::fs::read("/etc/passwd").is_err();
+    let caught = std::panic::catch_unwind(|| panic!("unwinding works")).is_err();
+    let reply = format!(
+        "ok {} {} {t} passwd-denied={passwd} unwind={caught}",
+        &String::from_utf8_lossy(&buf[..n]),
+        m["len"] >> 20
+    );
+    s.write_all(reply.as_bytes()).expect("write fd 3");
+    std::process::exit(0);
+}
+
+#[test]
+fn exec_of_this_rust_binary_as_guest() {
+    let exe = this_exe();
+    let plan = strict_plan(&exe);
+    let path = CString::new(exe.as_os_str().as_bytes()).expect("path");
+    let args: Vec<CString> = [
+        "guest",
+        "--exact",
+        "platform::linux::tests::guest_mode_entry",
+        "--test-threads=1",
+        "--nocapture",
+        "-q",
+    ]
+    .iter()
+    .map(|a| CString::new(*a).expect("arg"))
+    .collect();
+    let env = CString::new("CONFINE_PLATFORM_TEST_GUEST=1").expect("env");
+    let mut av: Vec<&CString> = vec![&path];
+    av.extend(args.iter().skip(1));
+
+    // The host end sends a greeting before exec; the guest reads it from fd 3.
+    let o = exec_with_greeting(&plan, &path, &av, &[&env], b"hi");
+    let text = String::from_utf8_lossy(&o.1);
+    assert!(
+        text.starts_with("ok hi 32 42 passwd-denied=true unwind=true"),
+        "guest said {text:?}; status {:#x}; output:\n{}",
+        o.0,
+        o.2
+    );
+}
+
+/// Like [`exec_run`], but with a STREAM socketpair whose host end first sends `greeting`
+/// and then collects everything the guest writes. Returns (status, bytes, output).
+fn exec_with_greeting(
+    plan: &Plan,
+    path: &CString,
+    argv: &[&CString],
+    envp: &[&CString],
+    greeting: &[u8],
+) -> (i32, Vec<u8>, String) {
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    let mut sv = [0; 2];
+    let mut out = [0; 2];
+    // SAFETY: fd-creating syscalls into our arrays; the child only makes raw syscalls.
+    unsafe {
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr()
+            ),
+            0
+        );
+        assert_eq!(libc::pipe2(out.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let parent = libc::getpid();
+        assert_eq!(
+            libc::write(sv[0], greeting.as_ptr().cast(), greeting.len()),
+            greeting.len() as isize
+        );
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::dup2(devnull, 0);
+            libc::dup2(out[1], 1);
+            libc::dup2(out[1], 2);
+            if plan.apply_in_child(sv[1], parent).is_err() {
+                libc::_exit(111);
+            }
+            libc::execve(path.as_ptr(), av.as_ptr(), ev.as_ptr());
+            libc::_exit(127);
+        }
+        libc::close(sv[1]);
+        libc::close(out[1]);
+        libc::close(devnull);
+        let mut reply = Vec::new();
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: sv[0],
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            assert!(libc::poll(&mut pfd, 1, 30_000) > 0, "guest timed out");
+            let mut buf = [0u8; 256];
+            let n = libc::read(sv[0], buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n as usize]);
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        let mut output = Vec::new();
+        loop {
+            let mut buf = [0u8; 4096];
+            let n = libc::read(out[0], buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            output.extend_from_slice(&buf[..n as usize]);
+        }
+        libc::close(sv[0]);
+        libc::close(out[0]);
+        (st, reply, String::from_utf8_lossy(&output).into_owned())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p95(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() * 95 / 100]
+}
+
+/// Spawn-cost measurement (run with `--ignored --nocapture`): `prepare`, fork + apply +
+/// `_exit` against fork + `_exit`, and fork + exec of `/usr/bin/true` with and without the
+/// plan.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_spawn_costs() {
+    let true_bin = PathBuf::from("/usr/bin/true").canonicalize().expect("true");
+    let mut prep = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let plan = strict_plan(&true_bin);
+        prep.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(plan);
+    }
+    let plan = strict_plan(&true_bin);
+    let path = CString::new(true_bin.as_os_str().as_bytes()).expect("path");
+    let rounds = 400;
+    let mut bare_fork = Vec::new();
+    let mut plan_fork = Vec::new();
+    let mut bare_exec = Vec::new();
+    let mut plan_exec = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let _ = fork_run(None, &|| {});
+        bare_fork.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let _ = fork_run(Some(&plan), &|| {});
+        plan_fork.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let o = exec_run(None, &path, &[&path], &[]);
+        bare_exec.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(o.exited_ok());
+        let t = Instant::now();
+        let o = exec_run(Some(&plan), &path, &[&path], &[]);
+        plan_exec.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(o.exited_ok());
+    }
+    eprintln!(
+        "prepare(/usr/bin/true): median {:.3} ms p95 {:.3} ms",
+        median(prep.clone()),
+        p95(prep)
+    );
+    for (name, v) in [
+        ("fork+_exit (no plan)", bare_fork),
+        ("fork+apply+_exit", plan_fork),
+        ("fork+exec true (no plan)", bare_exec),
+        ("fork+apply+exec true", plan_exec),
+    ] {
+        eprintln!(
+            "{name:<28} median {:.3} ms  p95 {:.3} ms  (n={rounds})",
+            median(v.clone()),
+            p95(v)
+        );
+    }
+}
+
+/// Per-step cost of `apply_in_child`, timed inside the child with the monotonic clock (run
+/// with `--ignored --nocapture`). Variants drop one layer each.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_apply_steps() {
+    fn now_ns() -> i64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime into a stack struct (vDSO; allowed by the filter anyway).
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    }
+    let true_bin = PathBuf::from("/usr/bin/true").canonicalize().expect("true");
+    fn synthetic(p: &mut Plan, pad: usize) {
+        // ld arch; jeq x86_64 ? allow : kill; then `pad` unreachable instructions.
+        let mut insns = vec![
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 4,
+            },
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: bpf::AUDIT_ARCH_X86_64,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: bpf::RET_ALLOW,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: bpf::RET_KILL,
+            },
+        ];
+        insns.extend((0..pad).map(|_| libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: bpf::RET_KILL,
+        }));
+        p.filter = Some(bpf::Filter {
+            insns,
+            pid_slots: Vec::new(),
+        });
+    }
+    type Tweak = fn(&mut Plan);
+    let variants: [(&str, Tweak); 9] = [
+        ("full plan", |_| {}),
+        ("synthetic 4-insn allow-all filter", |p| synthetic(p, 0)),
+        ("synthetic 4 + 350 unreachable", |p| synthetic(p, 350)),
+        ("only seccomp (+nnp, fds)", |p| {
+            p.ruleset = None;
+            p.mdwe = false;
+            p.rlimits.clear();
+        }),
+        ("without seccomp", |p| p.filter = None),
+        ("without landlock", |p| p.ruleset = None),
+        ("without mdwe", |p| p.mdwe = false),
+        ("without rlimits", |p| p.rlimits.clear()),
+        ("no_sandbox (pdeathsig, setsid, fds)", |p| {
+            p.no_sandbox = true
+        }),
+    ];
+    for (name, tweak) in variants {
+        let mut plan = strict_plan(&true_bin);
+        tweak(&mut plan);
+        let mut samples = Vec::new();
+        for _ in 0..300 {
+            let mut sv = [0; 2];
+            // SAFETY: socketpair into our array; the child makes raw syscalls only.
+            unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                    0,
+                    sv.as_mut_ptr(),
+                );
+                let parent = libc::getpid();
+                let pid = libc::fork();
+                if pid == 0 {
+                    let t0 = now_ns();
+                    let ok = plan.apply_in_child(sv[1], parent).is_ok();
+                    let dt = now_ns() - t0;
+                    let v = if ok { dt } else { -1 };
+                    let b = v.to_le_bytes();
+                    libc::write(3, b.as_ptr().cast(), 8);
+                    libc::_exit(0);
+                }
+                libc::close(sv[1]);
+                let mut b = [0u8; 8];
+                libc::read(sv[0], b.as_mut_ptr().cast(), 8);
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+                libc::close(sv[0]);
+                let v = i64::from_le_bytes(b);
+                assert!(v >= 0, "{name}: apply failed");
+                samples.push(v as f64 / 1e3);
+            }
+        }
+        eprintln!(
+            "apply_in_child {name:<38} median {:>7.1} us  p95 {:>7.1} us",
+            median(samples.clone()),
+            p95(samples)
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! The platform sandbox: the OS-level wall around a guest process.
+//!
+//! The launcher calls [`prepare`] once per guest executable (in the parent; it may allocate,
+//! probe the kernel and read files) to get a [`Plan`], then for every spawn calls
+//! [`Plan::apply_in_child`] from `pre_exec`, between `fork` and `execve`, where only
+//! async-signal-safe raw syscalls run. [`Plan::report`] says what the plan enforces.
+//!
+//! On Linux a plan is: parent-death signal, `setsid`, fd layout, rlimits, MDWE,
+//! `no_new_privs`, Landlock, and the stage-1 seccomp filter (see `linux/policy.rs` for the
+//! tables and `research/linux-sandbox-recipe.md` for the reasoning). Other platforms only
+//! support `no_sandbox` for now.
+
+use std::{fmt, io, path::PathBuf};
+
+#[cfg(target_os = "linux")]
+mod linux;
+/// The source type of `SandboxError::BuildFilter`, re-exported by the crate root.
+#[cfg(target_os = "linux")]
+pub use linux::FilterError;
+#[cfg(target_os = "linux")]
+#[allow(
+    unused_imports,
+    reason = "Plan is part of the platform API; the launcher only infers it today"
+)]
+pub(crate) use linux::{prepare, Plan};
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::{prepare, Plan};
+
+use crate::report::LandlockSupport;
+
+/// What the launcher asks the platform layer for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PolicyRequest<'a> {
+    /// Absolute, canonical path of the guest executable.
+    pub guest: &'a std::path::Path,
+    /// Skip every layer; the report says "disabled".
+    pub no_sandbox: bool,
+    /// A missing optional layer (Landlock) degrades instead of failing. A missing seccomp is
+    /// always fatal unless `no_sandbox`.
+    pub allow_degraded: bool,
+}
+
+/// A step of the post-fork sequence, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum SpawnStep {
+    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`.
+    ParentDeathSignal = 1,
+    /// The host exited before the child armed its parent-death signal.
+    ParentExited = 2,
+    /// `setsid()`.
+    SetSid = 3,
+    /// Putting the IPC socket on fd 3.
+    FdLayout = 4,
+    /// Marking every other fd close-on-exec.
+    CloseFds = 5,
+    /// `setrlimit` of one of the guest's resource limits.
+    Rlimit = 6,
+    /// `prctl(PR_SET_MDWE)`.
+    Mdwe = 7,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs = 8,
+    /// `landlock_restrict_self`.
+    Landlock = 9,
+    /// Installing the stage-1 seccomp filter.
+    Seccomp = 10,
+}
+
+impl SpawnStep {
+    const ALL: [SpawnStep; 10] = [
+        SpawnStep::ParentDeathSignal,
+        SpawnStep::ParentExited,
+        SpawnStep::SetSid,
+        SpawnStep::FdLayout,
+        SpawnStep::CloseFds,
+        SpawnStep::Rlimit,
+        SpawnStep::Mdwe,
+        SpawnStep::NoNewPrivs,
+        SpawnStep::Landlock,
+        SpawnStep::Seccomp,
+    ];
+}
+
+impl fmt::Display for SpawnStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpawnStep::ParentDeathSignal => {
+                "tying the guest's life to the host (parent-death signal)"
+            }
+            SpawnStep::ParentExited => "checking that the host is still alive",
+            SpawnStep::SetSid => "detaching the guest from the terminal (setsid)",
+            SpawnStep::FdLayout => "placing the IPC socket on fd 3",
+            SpawnStep::CloseFds => "closing inherited file descriptors",
+            SpawnStep::Rlimit => "setting resource limits",
+            SpawnStep::Mdwe => "forbidding writable-executable memory (MDWE)",
+            SpawnStep::NoNewPrivs => "forbidding privilege gain (no_new_privs)",
+            SpawnStep::Landlock => "applying the Landlock file and network rules",
+            SpawnStep::Seccomp => "installing the seccomp syscall filter",
+        })
+    }
+}
+
+/// A post-fork step failed: which one, and the errno. Plain data, so the child can write it
+/// to a pipe without allocating and the parent can read it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct ChildFailure {
+    /// The step that failed.
+    pub(crate) step: SpawnStep,
+    /// Its errno.
+    pub(crate) errno: i32,
+}
+
+impl ChildFailure {
+    /// Encodes as `step` (u32 LE) then `errno` (i32 LE).
+    #[must_use]
+    pub(crate) fn to_bytes(self) -> [u8; 8] {
+        let mut out = [0; 8];
+        out[..4].copy_from_slice(&(self.step as u32).to_le_bytes());
+        out[4..].copy_from_slice(&self.errno.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`ChildFailure::to_bytes`]; `None` for an unknown step.
+    #[must_use]
+    pub(crate) fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
+        let mut step = [0; 4];
+        step.copy_from_slice(&bytes[..4]);
+        let mut errno = [0; 4];
+        errno.copy_from_slice(&bytes[4..]);
+        let step = u32::from_le_bytes(step);
+        let step = SpawnStep::ALL.into_iter().find(|s| *s as u32 == step)?;
+        Some(ChildFailure {
+            step,
+            errno: i32::from_le_bytes(errno),
+        })
+    }
+}
+
+impl fmt::Display for ChildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed: {}",
+            self.step,
+            io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for ChildFailure {}
+
+/// Building a sandbox policy failed, before any process was started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The guest path must be absolute (it is resolved once, then granted by inode).
+    #[error("the guest executable path {path:?} is not absolute")]
+    GuestPathNotAbsolute {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The guest executable or one of its libraries could not be read.
+    #[error("cannot read {path:?} (the guest executable or a library it loads)")]
+    ReadExecutable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The guest executable or a library is not an ELF file the policy builder understands.
+    #[error("{path:?} is not a loadable x86_64 ELF file: {problem}")]
+    InvalidElf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A shared library the guest needs is in none of the directories the loader searches
+    /// without `/etc/ld.so.cache` (which the sandbox does not grant).
+    #[error("library {name:?} needed by {needed_by:?} is not in a standard library directory or the object's RUNPATH")]
+    LibraryNotFound {
+        /// The `DT_NEEDED` name.
+        name: String,
+        /// The object that needs it.
+        needed_by: PathBuf,
+    },
+    /// The kernel has no seccomp filters; there is no safe fallback.
+    #[error("seccomp filters are unavailable, so the guest cannot be sandboxed")]
+    SeccompUnavailable {
+        /// The probe's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Landlock is unavailable and degraded mode was not allowed.
+    #[error("Landlock is unavailable ({support}); allow degraded mode to run without it")]
+    LandlockUnsupported {
+        /// What the probe found.
+        support: LandlockSupport,
+    },
+    /// The kernel refused to create the Landlock ruleset.
+    #[error("creating the Landlock ruleset failed")]
+    LandlockRuleset {
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Adding the rule for one path failed.
+    #[error("adding the Landlock rule for {path:?} failed")]
+    LandlockRule {
+        /// The path.
+        path: PathBuf,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The seccomp program could not be built from the policy tables (a bug in the tables).
+    #[cfg(target_os = "linux")]
+    #[error("building the seccomp filter failed")]
+    BuildFilter {
+        /// What went wrong.
+        #[from]
+        source: FilterError,
+    },
+    /// A kernel probe failed unexpectedly.
+    #[error("probing {what} failed")]
+    Probe {
+        /// What was probed.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// This platform has no sandbox implementation yet; only `no_sandbox` works.
+    #[error("sandboxing is not implemented on this platform; only no_sandbox is available")]
+    Unsupported,
+}
+
+/// Other platforms: only `no_sandbox` until their backend exists.
+#[cfg(not(target_os = "linux"))]
+mod unsupported {
+    use super::{ChildFailure, PolicyRequest, SandboxError};
+    use crate::report::{IsolationReport, KernelFacts, LandlockSupport};
+
+    /// A plan that does nothing (only `no_sandbox` gets one).
+    #[derive(Debug)]
+    pub(crate) struct Plan {
+        report: IsolationReport,
+    }
+
+    /// Only `no_sandbox` is supported here.
+    pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
+        if !req.no_sandbox {
+            return Err(SandboxError::Unsupported);
+        }
+        let kernel = KernelFacts {
+            release: String::new(),
+            landlock: LandlockSupport::NotProbed,
+            seccomp: false,
+            mdwe: false,
+        };
+        Ok(Plan {
+            report: IsolationReport::disabled(std::env::consts::OS, kernel),
+        })
+    }
+
+    impl Plan {
+        /// Nothing to apply.
+        ///
+        /// # Safety
+        /// Same contract as the Linux version.
+        pub(crate) unsafe fn apply_in_child(
+            &self,
+            _ipc_fd: std::os::fd::RawFd,
+            _parent_pid: i32,
+        ) -> Result<(), ChildFailure> {
+            Ok(())
+        }
+
+        /// Everything disabled.
+        #[must_use]
+        pub(crate) fn report(&self) -> IsolationReport {
+            self.report.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_failure_roundtrips() {
+        for step in SpawnStep::ALL {
+            let f = ChildFailure {
+                step,
+                errno: libc::EPERM,
+            };
+            assert_eq!(ChildFailure::from_bytes(f.to_bytes()), Some(f));
+            assert!(!step.to_string().is_empty());
+        }
+        assert_eq!(ChildFailure::from_bytes([0; 8]), None);
+        assert_eq!(ChildFailure::from_bytes([99, 0, 0, 0, 1, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn error_shape() {
+        // Catches accidental changes to the error's public shape.
+        let e = SandboxError::LandlockRule {
+            path: "/x".into(),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        };
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(e.to_string().contains("/x"));
+    }
+}

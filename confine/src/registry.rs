@@ -1,0 +1,126 @@
+//! The runtime registry: which guest executable serves a runtime name.
+//!
+//! A runtime *is* its guest executable. For a name `N`, [`Registry::resolve`] tries, in order:
+//!
+//! 1. a path registered with [`Registry::register`] (third-party runtimes, or an override);
+//! 2. `confine-guest-N` in the directory of the current executable, and in that directory's
+//!    parent when it is called `deps` (so `cargo test` binaries find `target/debug/…`): the
+//!    small dedicated guest built from the `confine-runtime-N` crate, the fastest to start;
+//! 3. the current executable itself, started as `EXE --confine-guest N`, when it embeds
+//!    runtime `N` (crate feature) **and** has called [`crate::guest::run_if_requested`] at
+//!    the top of `main` (the `confine` CLI does). This is why `cargo run` and
+//!    `cargo install` of the CLI need no extra step.
+//!
+//! If none applies, the error lists every place tried and how to build the guest.
+
+use crate::error::{Error, Result};
+use std::{
+    collections::BTreeMap,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+/// The argument that starts a confine executable in guest mode.
+pub(crate) const GUEST_FLAG: &str = "--confine-guest";
+
+/// How to start a runtime's guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+/// Maps runtime names to guest executables. Cheap to clone; shared by many sandboxes.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    registered: Arc<BTreeMap<String, PathBuf>>,
+}
+
+impl Registry {
+    /// A registry with the built-in search rules only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves runtime `name` with the guest executable at `path` (looked up before any
+    /// built-in rule). The path is checked when a sandbox starts.
+    pub fn register(&mut self, name: impl Into<String>, path: impl Into<PathBuf>) -> &mut Self {
+        Arc::make_mut(&mut self.registered).insert(name.into(), path.into());
+        self
+    }
+
+    /// The runtime names built into this build of confine (crate features).
+    pub fn builtin_names() -> &'static [&'static str] {
+        crate::guest::EMBEDDED
+    }
+
+    /// Finds the guest for runtime `name`.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeNotFound`], naming every place tried and how to build the guest.
+    pub fn resolve(&self, name: &str) -> Result<GuestCommand> {
+        let mut searched = Vec::new();
+        if let Some(path) = self.registered.get(name) {
+            if is_executable(path) {
+                return Ok(GuestCommand {
+                    program: canonical(path),
+                    args: Vec::new(),
+                });
+            }
+            searched.push(path.clone());
+        }
+        let exe = std::env::current_exe().ok();
+        let file = format!("confine-guest-{name}");
+        if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+            let mut dirs = vec![dir.to_path_buf()];
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dirs.extend(dir.parent().map(Path::to_path_buf));
+            }
+            for d in dirs {
+                let candidate = d.join(&file);
+                if is_executable(&candidate) {
+                    return Ok(GuestCommand {
+                        program: canonical(&candidate),
+                        args: Vec::new(),
+                    });
+                }
+                searched.push(candidate);
+            }
+        }
+        if let Some(exe) = &exe {
+            if crate::guest::self_exec_ready() && crate::guest::EMBEDDED.contains(&name) {
+                return Ok(GuestCommand {
+                    program: canonical(exe),
+                    args: vec![GUEST_FLAG.into(), name.into()],
+                });
+            }
+            searched.push(PathBuf::from(format!(
+                "{} {GUEST_FLAG} {name} (not embedded, or run_if_requested not called)",
+                exe.display()
+            )));
+        }
+        Err(Error::RuntimeNotFound {
+            name: name.to_owned(),
+            searched,
+            hint: format!(
+                "Build it with `cargo build -p confine-runtime-{name}` (it lands beside your \
+                 executable in target/), use the `confine` CLI (which embeds the built-in \
+                 runtimes), call `confine::guest::run_if_requested()` first thing in your \
+                 main() with the `{name}` feature on, or register a path with \
+                 `Registry::register`."
+            ),
+        })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}

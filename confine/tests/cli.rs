@@ -1,0 +1,208 @@
+//! The `confine` CLI, driven as a user would: exit codes, stdout/stderr routing, JSON results.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, process::Command};
+
+fn confine() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confine"));
+    cmd.env_remove("CONFINE_LOG");
+    cmd
+}
+
+fn script(name: &str, code: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("confine-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, code).unwrap();
+    path
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Out {
+    let out = cmd.output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.js")
+}
+
+#[test]
+fn run_example_like_node() {
+    let out = run(confine().arg("run").arg(example()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "Hello, sandbox!",
+            "the answer is 42",
+            "a timer fired after 10 ms"
+        ],
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_example_without_sandbox() {
+    let out = run(confine().arg("run").arg(example()).arg("--no-sandbox"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Hello, sandbox!"));
+}
+
+#[test]
+fn call_prints_json_on_last_line() {
+    let out = run(confine()
+        .args(["run"])
+        .arg(example())
+        .args(["--call", "add", "--args", "[40, 2]"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().last(), Some("42"));
+    let f = script(
+        "obj.js",
+        "module.exports.obj = async (n) => ({ n, list: [1, 'two'], nothing: null })",
+    );
+    let out = run(confine()
+        .arg("run")
+        .arg(&f)
+        .args(["--call", "obj", "--args", "[\"x\"]"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({ "n": "x", "list": [1, "two"], "nothing": null })
+    );
+}
+
+#[test]
+fn warn_and_error_go_to_stderr() {
+    let f = script("levels.js", "console.log('out1'); console.info('out2'); console.debug('out3'); console.warn('err1'); console.error('err2');");
+    let out = run(confine().arg("run").arg(&f));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        ["out1", "out2", "out3"]
+    );
+    assert!(
+        out.stderr.contains("err1") && out.stderr.contains("err2"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("err"));
+}
+
+#[test]
+fn eval_runs_code() {
+    let out = run(confine().args(["eval", "console.log(6 * 7)"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "42");
+}
+
+#[test]
+fn thrown_error_exits_1_with_stack() {
+    let f = script(
+        "throws.js",
+        "function boom() { throw new TypeError('kaboom') }\nboom();\n",
+    );
+    let out = run(confine().arg("run").arg(&f));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("TypeError: kaboom"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("boom"),
+        "stack expected: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn uncaught_in_timer_exits_1() {
+    let f = script(
+        "timer-throws.js",
+        "setTimeout(() => { throw new Error('later') }, 5);",
+    );
+    let out = run(confine().arg("run").arg(&f));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("later"), "{}", out.stderr);
+}
+
+#[test]
+fn syntax_error_exits_1_with_line() {
+    let f = script("syntax.js", "let ok = 1;\nlet = = 2;\n");
+    let out = run(confine().arg("run").arg(&f));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("SyntaxError"), "{}", out.stderr);
+    assert!(out.stderr.contains("syntax.js:2"), "{}", out.stderr);
+}
+
+#[test]
+fn failing_export_exits_1() {
+    let out = run(confine()
+        .arg("run")
+        .arg(example())
+        .args(["--call", "missing"]));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("missing"), "{}", out.stderr);
+}
+
+#[test]
+fn usage_and_input_errors_exit_2() {
+    assert_eq!(run(confine().args(["run", "/nonexistent/file.js"])).code, 2);
+    assert_eq!(
+        run(confine()
+            .arg("run")
+            .arg(example())
+            .args(["--call", "add", "--args", "{}"]))
+        .code,
+        2
+    );
+    assert_eq!(
+        run(confine()
+            .arg("run")
+            .arg(example())
+            .args(["--call", "add", "--args", "[1,"]))
+        .code,
+        2
+    );
+    assert_eq!(run(confine().args(["frobnicate"])).code, 2);
+    assert_eq!(run(&mut confine()).code, 2);
+}
+
+#[test]
+fn unknown_runtime_exits_4() {
+    let out = run(confine().args(["eval", "1", "--runtime", "nope"]));
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let out = run(confine().arg("--help"));
+    assert_eq!(out.code, 0);
+    for needle in [
+        "Exit codes",
+        "3  a limit was exceeded",
+        "5  the guest process crashed",
+        "run",
+        "eval",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle:?} in {}",
+            out.stdout
+        );
+    }
+    let out = run(confine().args(["run", "--help"]));
+    for needle in ["--call", "--args", "--runtime", "--no-sandbox"] {
+        assert!(out.stdout.contains(needle), "missing {needle:?}");
+    }
+}

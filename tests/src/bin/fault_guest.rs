@@ -1,0 +1,152 @@
+//! A guest that breaks the protocol on purpose, for the `faults` suite.
+//!
+//! The misbehaviour is picked by the executable's file name suffix for startup faults
+//! (`fault-guest-<mode>`, the test copies the binary), and by the source text of an `Exec`
+//! request for faults after `Ready`. Only `confine-runtime-abstract` is used: this guest
+//! writes raw frames, as a compromised guest could.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use confine_runtime_abstract::{
+    codec::{self, FrameBuffer, DEFAULT_MAX_FRAME},
+    protocol::{ContainerInfo, GuestMessage, HostMessage, HostRequest, Reply},
+    Value, PROTOCOL_VERSION,
+};
+use std::{
+    io::{Read, Write},
+    os::{fd::FromRawFd, unix::net::UnixStream},
+};
+
+fn send(sock: &mut UnixStream, msg: &GuestMessage) {
+    sock.write_all(&codec::encode(msg, DEFAULT_MAX_FRAME).unwrap())
+        .unwrap();
+}
+
+fn next(sock: &mut UnixStream, frames: &mut FrameBuffer) -> Option<HostMessage> {
+    loop {
+        if let Some(body) = frames.next_frame().unwrap() {
+            return Some(codec::decode_body(body).unwrap());
+        }
+        let n = sock.read(frames.buf_mut()).unwrap();
+        if n == 0 {
+            return None;
+        }
+        frames.filled(n);
+    }
+}
+
+fn ready(version: u32) -> GuestMessage {
+    GuestMessage::Ready {
+        protocol_version: version,
+        runtime: "fault".into(),
+        version: "0".into(),
+    }
+}
+
+fn main() {
+    // SAFETY: fd 3 is the socket the host gave us; nothing else owns it.
+    let mut sock = unsafe { UnixStream::from_raw_fd(3) };
+    let mut frames = FrameBuffer::new(DEFAULT_MAX_FRAME);
+    let exe = std::env::args().next().unwrap_or_default();
+    let startup = exe
+        .rsplit("fault-guest-")
+        .next()
+        .filter(|_| exe.contains("fault-guest-"))
+        .unwrap_or("");
+    let _hello = next(&mut sock, &mut frames);
+    match startup {
+        "no-ready" => {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            return;
+        }
+        "wrong-version" => send(&mut sock, &ready(PROTOCOL_VERSION + 100)),
+        "garbage-first" => sock
+            .write_all(b"\x05\x00\x00\x00\xff\xff\xff\xff\xff")
+            .unwrap(),
+        "exit-early" => std::process::exit(9),
+        _ => send(&mut sock, &ready(PROTOCOL_VERSION)),
+    }
+    while let Some(msg) = next(&mut sock, &mut frames) {
+        let HostMessage::Request { id, request } = msg else {
+            continue;
+        };
+        let mode = match &request {
+            HostRequest::Exec { source, .. } => source.code.clone(),
+            _ => String::new(),
+        };
+        match mode.as_str() {
+            "garbage" => sock.write_all(&[0x13; 64]).unwrap(),
+            "huge-frame" => {
+                sock.write_all(&u32::MAX.to_le_bytes()).unwrap();
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            }
+            "truncate" => {
+                sock.write_all(&100u32.to_le_bytes()).unwrap();
+                sock.write_all(&[0; 10]).unwrap();
+                return;
+            }
+            "malformed-body" => {
+                let body = [0xEEu8; 24];
+                sock.write_all(&(body.len() as u32).to_le_bytes()).unwrap();
+                sock.write_all(&body).unwrap();
+            }
+            "trailing" => {
+                let mut frame = codec::encode(
+                    &GuestMessage::Response {
+                        id,
+                        result: Ok(Reply::Container(1)),
+                    },
+                    DEFAULT_MAX_FRAME,
+                )
+                .unwrap();
+                frame.extend_from_slice(&[0, 0, 0]);
+                let len = (frame.len() - 4) as u32;
+                frame[..4].copy_from_slice(&len.to_le_bytes());
+                sock.write_all(&frame).unwrap();
+            }
+            "unknown-id" => send(
+                &mut sock,
+                &GuestMessage::Response {
+                    id: id + 424_242,
+                    result: Ok(Reply::Container(1)),
+                },
+            ),
+            "wrong-reply" => send(
+                &mut sock,
+                &GuestMessage::Response {
+                    id,
+                    result: Ok(Reply::Containers(vec![ContainerInfo {
+                        cid: 1,
+                        name: "x".into(),
+                        options: Value::Null,
+                    }])),
+                },
+            ),
+            "exit-3" => std::process::exit(3),
+            "sigkill-self" => {
+                // SAFETY: signalling ourselves.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            "second-ready" => send(&mut sock, &ready(PROTOCOL_VERSION)),
+            _ => {
+                // Well-behaved: a container, and calls that echo their first argument.
+                let reply = match request {
+                    HostRequest::Exec { .. } => Reply::Container(1),
+                    HostRequest::Call { mut args, .. } => Reply::Value(if args.is_empty() {
+                        Value::Undefined
+                    } else {
+                        args.swap_remove(0)
+                    }),
+                    HostRequest::List => Reply::Containers(vec![]),
+                    _ => Reply::Unit,
+                };
+                send(
+                    &mut sock,
+                    &GuestMessage::Response {
+                        id,
+                        result: Ok(reply),
+                    },
+                );
+            }
+        }
+    }
+}
