@@ -22,4 +22,4 @@ pub mod value;
 pub use error::{ErrorData, ErrorKind, Location};
 pub use protocol::{ContainerId, RequestId, PROTOCOL_VERSION};
 pub use runtime::{AbstractRuntime, HostCallId, Link, ReplyTo, RuntimeInfo};
-pub use value::{from_value, from_value_ref, to_value, Map, Value, ValueError};
+pub use value::{from_value, to_value, Map, Value, ValueError};

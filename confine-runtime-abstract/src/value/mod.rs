@@ -5,7 +5,7 @@
 //! numbers, big integers, strings, bytes, arrays and objects (insertion-ordered).
 //!
 //! Conversions:
-//! * any `serde` type: [`to_value`] and [`from_value`] (or [`from_value_ref`] to borrow), which
+//! * any `serde` type: [`to_value`] and [`from_value`], which
 //!   fail with a [`ValueError`];
 //! * `serde_json::Value`: `From` in both directions (bytes become arrays of numbers,
 //!   `undefined` becomes `null`);
@@ -22,7 +22,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::{cell::Cell, fmt};
 
-pub use de::{from_value, from_value_ref, ValueDeserializer, ValueRefDeserializer};
+pub use de::{from_value, ValueDeserializer};
 pub use ser::to_value;
 
 /// How deep arrays and objects may nest in a decoded [`Value`].
@@ -130,7 +130,7 @@ impl Value {
     }
 }
 
-/// Why a value could not be converted by [`to_value`], [`from_value`] or [`from_value_ref`].
+/// Why a value could not be converted by [`to_value`] or [`from_value`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValueError {
