@@ -1,8 +1,9 @@
 //! The guest side of confine.
 //!
 //! A guest executable is a process the confine host starts for one sandbox. It inherits a
-//! connected socket on fd 3, initialises its engine, answers the host's `Hello` with `Ready`,
-//! and then serves requests until the host hangs up. [`serve`] is that whole `main`:
+//! connected socket on fd 3, initialises its engine, installs the stage-2 seccomp filter the
+//! host sends in `Hello` ([`lockdown`]), answers with `Ready`, and then serves requests until
+//! the host hangs up. [`serve`] is that whole `main`:
 //!
 //! ```ignore
 //! fn main() {
@@ -17,6 +18,7 @@
 //! flight cheap.
 #![deny(missing_docs)]
 
+pub mod lockdown;
 mod serve;
 mod socket;
 
@@ -36,6 +38,10 @@ pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_INIT: i32 = 71;
 /// Exit status when writing to or reading from the host failed.
 pub const EXIT_IO: i32 = 74;
+/// Exit status when the host's lockdown (the stage-2 seccomp filter sent in `Hello`) was
+/// malformed or the kernel refused it. The guest exits before answering `Ready`, so it never
+/// runs unrestricted code.
+pub const EXIT_LOCKDOWN: i32 = 72;
 
 /// Runs `runtime` as a guest on the inherited socket (fd 3) and exits the process.
 ///

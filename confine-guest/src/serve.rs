@@ -1,6 +1,9 @@
 //! The serve loop: frames in, runtime calls, frames out.
 
-use crate::{socket, EXIT_INIT, EXIT_IO, EXIT_PROTOCOL};
+use crate::{
+    lockdown::{self, LockdownError},
+    socket, EXIT_INIT, EXIT_IO, EXIT_LOCKDOWN, EXIT_PROTOCOL,
+};
 use confine_runtime_abstract::{
     codec::{self, CodecError, FrameBuffer, DEFAULT_MAX_FRAME},
     protocol::{
@@ -31,6 +34,10 @@ pub enum ServeError {
     /// The runtime could not start.
     #[error("runtime failed to start: {0}")]
     Init(ErrorData),
+    /// The host's lockdown (the stage-2 seccomp filter) could not be installed; the guest
+    /// did not answer `Ready`.
+    #[error("cannot lock the guest down: {0}")]
+    Lockdown(#[from] LockdownError),
 }
 
 impl ServeError {
@@ -39,6 +46,7 @@ impl ServeError {
         match self {
             ServeError::Io(_) => EXIT_IO,
             ServeError::Init(_) => EXIT_INIT,
+            ServeError::Lockdown(_) => EXIT_LOCKDOWN,
             ServeError::Codec(_) | ServeError::Protocol(_) | ServeError::Truncated => EXIT_PROTOCOL,
         }
     }
@@ -86,12 +94,18 @@ pub fn serve_fd<R: AbstractRuntime>(mut runtime: R, fd: RawFd) -> Result<(), Ser
     let HostMessage::Hello {
         protocol_version,
         max_frame,
+        lockdown,
     } = hello
     else {
         return Err(ServeError::Protocol("first message was not Hello"));
     };
     if protocol_version != PROTOCOL_VERSION {
         return Err(ServeError::Protocol("host speaks another protocol version"));
+    }
+    // Stage 2, before Ready: the engine is initialised, no source has been read, and the host
+    // sends none until it has seen this filter in place. Failing here exits without Ready.
+    if let Some(lockdown) = &lockdown {
+        lockdown::install(lockdown)?;
     }
     let max_frame = max_frame.clamp(1024, DEFAULT_MAX_FRAME);
     frames.set_max_frame(max_frame);

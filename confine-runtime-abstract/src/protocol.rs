@@ -2,8 +2,11 @@
 //!
 //! The conversation:
 //!
-//! 1. The host sends [`HostMessage::Hello`] with its protocol version and frame limit.
-//! 2. The guest answers [`GuestMessage::Ready`] with its runtime's name and version, or closes.
+//! 1. The host sends [`HostMessage::Hello`] with its protocol version, frame limit and, for a
+//!    sandboxed guest, the [`Lockdown`] the guest must apply to itself.
+//! 2. The guest applies the lockdown, then answers [`GuestMessage::Ready`] with its runtime's
+//!    name and version, or exits. (A sandboxing host then checks from outside that the
+//!    lockdown is in place before it sends any request.)
 //! 3. From then on both sides send requests with ids they pick, and answer the other side's
 //!    requests by id, in any order. Many requests are in flight at once in both directions:
 //!    the host calls exports ([`HostRequest`]); scripts call host globals ([`GuestRequest`]).
@@ -14,7 +17,9 @@ use crate::{error::ErrorData, value::Value};
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. The guest refuses a host that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: `Hello` carries the [`Lockdown`].
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Identifies one request among those in flight in one direction.
 pub type RequestId = u64;
@@ -31,6 +36,9 @@ pub enum HostMessage {
         protocol_version: u32,
         /// The largest frame either side may send, in bytes.
         max_frame: u32,
+        /// What the guest must do to itself before it answers `Ready`; `None` when the host
+        /// runs it without a sandbox.
+        lockdown: Option<Lockdown>,
     },
     /// A request the guest must answer with [`GuestMessage::Response`] and the same id.
     Request {
@@ -46,6 +54,19 @@ pub enum HostMessage {
         /// The host function's result.
         result: Result<Value, ErrorData>,
     },
+}
+
+/// The guest's second-stage self-restriction, prepared by the host.
+///
+/// The guest installs it after its engine is initialised and before it answers `Ready`, so no
+/// untrusted byte is read without it. A guest that cannot install it exactly as given must
+/// exit instead of answering `Ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lockdown {
+    /// A classic-BPF seccomp program for `seccomp(SECCOMP_SET_MODE_FILTER)`: the bytes of a
+    /// `struct sock_filter` array, 8 bytes per instruction: `code` (u16), `jt` (u8), `jf` (u8),
+    /// `k` (u32), integers little-endian. At most `BPF_MAXINSNS` (4096) instructions.
+    pub seccomp_filter: Vec<u8>,
 }
 
 /// What the host asks of a guest.
@@ -100,10 +121,34 @@ pub enum HostRequest {
 /// A container's source code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
-    /// The code.
+    /// The code (empty for a binary source).
     pub code: String,
     /// A name for stack traces and error locations (a file name, usually).
     pub name: String,
+    /// A binary module (a WebAssembly module, for the `wasm` runtime) instead of text. A
+    /// runtime that only runs text refuses a source that has one with
+    /// [`crate::ErrorKind::Unsupported`], rather than running the empty `code`.
+    pub binary: Option<Vec<u8>>,
+}
+
+impl Source {
+    /// Source text named `name`.
+    pub fn text(code: impl Into<String>, name: impl Into<String>) -> Self {
+        Source {
+            code: code.into(),
+            name: name.into(),
+            binary: None,
+        }
+    }
+
+    /// A binary module named `name`.
+    pub fn binary(bytes: impl Into<Vec<u8>>, name: impl Into<String>) -> Self {
+        Source {
+            code: String::new(),
+            name: name.into(),
+            binary: Some(bytes.into()),
+        }
+    }
 }
 
 /// The successful answer to a [`HostRequest`].

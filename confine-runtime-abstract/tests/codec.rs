@@ -8,7 +8,7 @@ use confine_runtime_abstract::{
     },
     protocol::{
         ContainerInfo, GlobalDef, GlobalKind, GuestMessage, GuestRequest, HostMessage, HostRequest,
-        LogLevel, Reply, Source,
+        Lockdown, LogLevel, Reply, Source,
     },
     value::MAX_DEPTH,
     ErrorData, ErrorKind, Location, Value, PROTOCOL_VERSION,
@@ -73,10 +73,11 @@ fn error_data() -> ErrorData {
 fn host_messages() -> Vec<HostMessage> {
     let requests = vec![
         HostRequest::Exec {
-            source: Source {
-                code: "export const f = () => 1;".into(),
-                name: "main.js".into(),
-            },
+            source: Source::text("export const f = () => 1;", "main.js"),
+            options: sample_value(),
+        },
+        HostRequest::Exec {
+            source: Source::binary(b"\0asm\x01\0\0\0".to_vec(), "m.wasm"),
             options: sample_value(),
         },
         HostRequest::Config {
@@ -104,10 +105,20 @@ fn host_messages() -> Vec<HostMessage> {
         },
         HostRequest::WaitIdle { cid: 3 },
     ];
-    let mut out = vec![HostMessage::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        max_frame: DEFAULT_MAX_FRAME,
-    }];
+    let mut out = vec![
+        HostMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            max_frame: DEFAULT_MAX_FRAME,
+            lockdown: None,
+        },
+        HostMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            max_frame: DEFAULT_MAX_FRAME,
+            lockdown: Some(Lockdown {
+                seccomp_filter: (0..=255u8).cycle().take(8 * 300).collect(),
+            }),
+        },
+    ];
     out.extend(
         requests
             .into_iter()

@@ -105,6 +105,17 @@ impl AbstractRuntime for QuickJs {
                 "container {cid} already exists"
             )));
         }
+        if source.binary.is_some() {
+            return Err(ErrorData::new(
+                confine_runtime_abstract::ErrorKind::Unsupported,
+                "TypeError",
+                format!(
+                    "`{}` is a binary module; the quickjs runtime runs JavaScript source text \
+                     (use the `wasm` runtime for WebAssembly)",
+                    source.name
+                ),
+            ));
+        }
         let container = Container::exec(cid, link, self.clock.clone(), source, globals)?;
         self.containers.insert(cid, container);
         Ok(())

@@ -32,10 +32,7 @@ impl Harness {
     }
 
     fn exec(&mut self, cid: ContainerId, code: &str) -> Result<(), ErrorData> {
-        let source = Source {
-            code: code.to_owned(),
-            name: "test.js".to_owned(),
-        };
+        let source = Source::text(code, "test.js");
         let globals = self.globals.clone();
         self.rt.exec_container(cid, &source, &Value::Null, &globals)
     }
@@ -529,10 +526,7 @@ fn missing_export_and_unknown_container() {
 #[test]
 fn exec_before_init_fails() {
     let mut rt = QuickJs::default();
-    let source = Source {
-        code: "1".into(),
-        name: "a.js".into(),
-    };
+    let source = Source::text("1", "a.js");
     let e = rt
         .exec_container(1, &source, &Value::Null, &[])
         .unwrap_err();

@@ -13,16 +13,23 @@
 //! The reader is the only place that learns the guest is gone (EOF, a bad frame, an unknown
 //! id). It then marks the connection closed, kills the guest if it broke the protocol, waits
 //! for its exit status, and fails every pending request with it, so no caller waits forever.
+//!
+//! The handshake ([`connect`]) sends `Hello` with the stage-2 lockdown, waits for `Ready`, and
+//! for a sandboxed guest then verifies from outside that the lockdown is in place
+//! ([`crate::platform::verify_guest`]) before the reader and writer tasks start: no request,
+//! and so no source, can reach a guest that failed the check; it is killed instead.
 
 use crate::{
     error::{Error, ExitInfo, ProtocolError, Result},
     events::Event,
     globals::FunctionTable,
     options::ConsoleHandler,
+    platform::{self, Expectations, Rejection},
+    report::IsolationReport,
 };
 use confine_runtime_abstract::{
     codec::{self, FrameBuffer},
-    protocol::{GuestMessage, GuestRequest, HostMessage, HostRequest, LogLevel, Reply},
+    protocol::{GuestMessage, GuestRequest, HostMessage, HostRequest, Lockdown, LogLevel, Reply},
     ContainerId, ErrorData, ErrorKind, RequestId, Value, PROTOCOL_VERSION,
 };
 use std::{
@@ -105,6 +112,21 @@ impl std::fmt::Debug for Shared {
 pub(crate) struct Hello {
     pub runtime: String,
     pub version: String,
+    /// The launcher's report, with stage 2 marked verified when the host checked it.
+    pub report: IsolationReport,
+}
+
+/// The sandbox's part of the handshake, from the launcher.
+#[derive(Debug)]
+pub(crate) struct GuestSandbox {
+    /// The guest's pid (our unreaped child).
+    pub pid: u32,
+    /// Sent in `Hello`; the guest installs it before `Ready`.
+    pub lockdown: Option<Lockdown>,
+    /// Checked from outside after `Ready`; `None` with `no_sandbox`.
+    pub expect: Option<Expectations>,
+    /// What the plan enforces, before verification.
+    pub report: IsolationReport,
 }
 
 pub(crate) struct ConnConfig {
@@ -113,9 +135,11 @@ pub(crate) struct ConnConfig {
     pub functions: FunctionTable,
     pub on_console: Option<ConsoleHandler>,
     pub runtime: String,
+    pub sandbox: GuestSandbox,
 }
 
-/// Sends `Hello`, waits for `Ready`, and starts the reader, writer and child tasks.
+/// Sends `Hello` (with the lockdown), waits for `Ready`, verifies a sandboxed guest from
+/// outside, and starts the reader, writer and child tasks.
 pub(crate) async fn connect(
     socket: UnixStream,
     child: tokio::process::Child,
@@ -143,11 +167,18 @@ pub(crate) async fn connect(
     tokio::spawn(watch_child(child, Arc::clone(&shared)));
 
     let mut frames = FrameBuffer::new(cfg.max_frame);
+    let GuestSandbox {
+        pid,
+        lockdown,
+        expect,
+        report,
+    } = cfg.sandbox;
     let handshake = async {
         let hello = codec::encode(
             &HostMessage::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 max_frame: cfg.max_frame,
+                lockdown,
             },
             cfg.max_frame,
         )
@@ -161,7 +192,7 @@ pub(crate) async fn connect(
                         protocol_version,
                         runtime,
                         version,
-                    } if protocol_version == PROTOCOL_VERSION => Ok(Hello { runtime, version }),
+                    } if protocol_version == PROTOCOL_VERSION => Ok((runtime, version)),
                     GuestMessage::Ready {
                         protocol_version, ..
                     } => Err(ProtocolError::Version {
@@ -185,8 +216,8 @@ pub(crate) async fn connect(
             frames.filled(n);
         }
     };
-    let hello = match tokio::time::timeout(cfg.ready_timeout, handshake).await {
-        Ok(Ok(hello)) => hello,
+    let (runtime, version) = match tokio::time::timeout(cfg.ready_timeout, handshake).await {
+        Ok(Ok(ready)) => ready,
         Ok(Err(e)) => {
             shared.kill_guest();
             // A guest that died during startup is reported by how it died, not by the
@@ -206,9 +237,53 @@ pub(crate) async fn connect(
             return Err(Error::StartupTimeout(cfg.ready_timeout));
         }
     };
+    let report = match expect {
+        None => report,
+        Some(expect) => {
+            verify(&shared, pid, &expect).await?;
+            report.with_stage2_verified()
+        }
+    };
     tokio::spawn(writer_task(write, writer_rx));
     tokio::spawn(reader_task(read, frames, Arc::clone(&shared)));
-    Ok((shared, hello))
+    Ok((
+        shared,
+        Hello {
+            runtime,
+            version,
+            report,
+        },
+    ))
+}
+
+/// The host's outside check of a guest that said `Ready` (see [`platform::verify_guest`]).
+/// A guest that fails it is killed before it sees any request.
+///
+/// # Errors
+/// [`Error::Sandbox`] naming the failed check, or [`Error::GuestExited`] if the guest died
+/// before or during the check.
+async fn verify(shared: &Shared, pid: u32, expect: &Expectations) -> Result<()> {
+    let outcome = platform::verify_guest(pid, expect);
+    // A check that passed must describe our guest: it was alive (unreaped) when its /proc
+    // directory was opened, so if it has been reaped since, fail as if it had died first.
+    let outcome = match outcome {
+        Ok(()) if shared.exit.borrow().is_some() => Err(Rejection::Exited),
+        other => other,
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(rejection) => {
+            shared.kill_guest();
+            let exit = shared.wait_exit(Duration::from_secs(2)).await;
+            Err(match rejection {
+                Rejection::Exited => Error::GuestExited(exit.unwrap_or_default()),
+                Rejection::Failed(e) => {
+                    tracing::warn!(pid, error = %e, "guest failed verification; killed it");
+                    Error::Sandbox(e)
+                }
+            })
+        }
+    }
 }
 
 async fn watch_child(mut child: tokio::process::Child, shared: Arc<Shared>) {

@@ -5,6 +5,9 @@ use confine_runtime_abstract::{protocol::Source, to_value, Value};
 use serde::Serialize;
 use std::path::Path;
 
+/// The first four bytes of every WebAssembly module in the binary format.
+const WASM_MAGIC: &[u8] = b"\0asm";
+
 /// A container's code, a name for its stack traces, and runtime options.
 ///
 /// ```
@@ -24,28 +27,41 @@ impl ContainerSource {
     /// runtime tells them apart.
     pub fn code(code: impl Into<String>) -> Self {
         ContainerSource {
-            source: Source {
-                code: code.into(),
-                name: "container.js".to_owned(),
-            },
+            source: Source::text(code, "container.js"),
+            options: Value::Undefined,
+        }
+    }
+
+    /// A WebAssembly module (the binary format) for the `wasm` runtime. Its name defaults to
+    /// `container.wasm`. Text runtimes refuse it.
+    pub fn wasm(module: impl Into<Vec<u8>>) -> Self {
+        ContainerSource {
+            source: Source::binary(module, "container.wasm"),
             options: Value::Undefined,
         }
     }
 
     /// The contents of a file, named by its path. The file is read here, on the host; the
-    /// guest never sees the path.
+    /// guest never sees the path. A file that starts with the WebAssembly magic (`\0asm`)
+    /// becomes a [`ContainerSource::wasm`] source; anything else must be UTF-8 text.
     ///
     /// # Errors
-    /// [`Error::ReadSource`] if the file cannot be read as UTF-8 text.
+    /// [`Error::ReadSource`] if the file cannot be read, or is neither a WebAssembly module
+    /// nor UTF-8 text.
     pub async fn file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let code = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|source| Error::ReadSource {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self::code(code).name(path.display().to_string()))
+        let read_error = |source| Error::ReadSource {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = tokio::fs::read(path).await.map_err(read_error)?;
+        let name = path.display().to_string();
+        if bytes.starts_with(WASM_MAGIC) {
+            return Ok(Self::wasm(bytes).name(name));
+        }
+        let code = String::from_utf8(bytes)
+            .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        Ok(Self::code(code).name(name))
     }
 
     /// The name stack traces and error locations use.
@@ -63,8 +79,13 @@ impl ContainerSource {
         Ok(self)
     }
 
-    /// The source text.
+    /// The source text (empty for a WebAssembly module).
     pub fn text(&self) -> &str {
         &self.source.code
+    }
+
+    /// The WebAssembly module, for a [`ContainerSource::wasm`] source.
+    pub fn binary(&self) -> Option<&[u8]> {
+        self.source.binary.as_deref()
     }
 }

@@ -19,6 +19,10 @@ static SELF_EXEC_READY: AtomicBool = AtomicBool::new(false);
 pub(crate) const EMBEDDED: &[&str] = &[
     #[cfg(feature = "quickjs")]
     "quickjs",
+    #[cfg(feature = "wasm")]
+    "wasm",
+    #[cfg(feature = "boa")]
+    "boa",
 ];
 
 pub(crate) fn self_exec_ready() -> bool {
@@ -45,6 +49,10 @@ fn serve(name: &str) -> ! {
     match name {
         #[cfg(feature = "quickjs")]
         "quickjs" => confine_guest::serve(confine_runtime_quickjs::QuickJs::default()),
+        #[cfg(feature = "wasm")]
+        "wasm" => confine_guest::serve(confine_runtime_wasm::Wasm::default()),
+        #[cfg(feature = "boa")]
+        "boa" => confine_guest::serve(confine_runtime_boa::Boa::default()),
         _ => {
             eprintln!(
                 "confine: runtime `{name}` is not embedded in this executable (embedded: {:?})",

@@ -6,11 +6,11 @@
 //! stdout and stderr.
 
 use crate::{
+    conn::GuestSandbox,
     error::{Error, Result},
     options::{Output, SandboxOptions},
     platform::{self, ChildFailure, PolicyRequest},
     registry::GuestCommand,
-    report::IsolationReport,
 };
 use std::{
     io::{self, Read},
@@ -35,7 +35,9 @@ pub(crate) struct Launched {
     pub child: Child,
     pub pid: u32,
     pub socket: UnixStream,
-    pub report: IsolationReport,
+    /// The lockdown to send, what to verify after `Ready`, and the report (for
+    /// [`crate::conn::connect`]).
+    pub sandbox: GuestSandbox,
     pub command: GuestCommand,
     pub stdout: Arc<Mutex<Vec<u8>>>,
     pub stderr: Arc<Mutex<Vec<u8>>>,
@@ -154,7 +156,12 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
         child,
         pid,
         socket,
-        report,
+        sandbox: GuestSandbox {
+            pid,
+            lockdown: plan.lockdown(),
+            expect: plan.expectations(),
+            report,
+        },
         command,
         stdout,
         stderr,

@@ -237,6 +237,206 @@ pub struct KernelFacts {
     pub mdwe: bool,
 }
 
+impl fmt::Display for KernelFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  kernel           {}",
+            if self.release.is_empty() {
+                "unknown"
+            } else {
+                &self.release
+            }
+        )?;
+        writeln!(
+            f,
+            "  seccomp filters  {}",
+            if self.seccomp {
+                "available (required: the syscall allow-list, stages 1 and 2)"
+            } else {
+                "NOT AVAILABLE (required; no guest can be sandboxed)"
+            }
+        )?;
+        writeln!(
+            f,
+            "  Landlock         {}",
+            match self.landlock {
+                LandlockSupport::Available { .. } => format!(
+                    "{} (file, exec, TCP and signal rules; a guest runs degraded without it)",
+                    self.landlock
+                ),
+                _ => format!(
+                    "{} (without it only --allow-degraded starts a guest)",
+                    self.landlock
+                ),
+            }
+        )?;
+        writeln!(
+            f,
+            "  MDWE             {}",
+            if self.mdwe {
+                "available (no memory turns executable after being writable)"
+            } else {
+                "not available (Linux < 6.3; seccomp still refuses writable+executable memory)"
+            }
+        )
+    }
+}
+
+/// Whether this process can create user namespaces (an optional layer confine does not use
+/// yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UserNamespaces {
+    /// A user namespace can be created and grants capabilities inside (a mount namespace
+    /// could be made in it).
+    Available,
+    /// One can be created but grants nothing (Ubuntu's AppArmor restriction and similar).
+    Restricted {
+        /// What the probe saw.
+        reason: String,
+    },
+    /// They cannot be created at all (sysctl, container seccomp profile, ...).
+    Disabled {
+        /// What the probe saw.
+        reason: String,
+    },
+    /// The probe did not run.
+    NotProbed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for UserNamespaces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserNamespaces::Available => f.write_str("available"),
+            UserNamespaces::Restricted { reason } => write!(f, "restricted: {reason}"),
+            UserNamespaces::Disabled { reason } => write!(f, "unavailable: {reason}"),
+            UserNamespaces::NotProbed { reason } => write!(f, "not probed: {reason}"),
+        }
+    }
+}
+
+/// The unified (v2) cgroup hierarchy, an optional layer for memory and process-count caps
+/// that confine does not use yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CgroupV2 {
+    /// Mounted at `/sys/fs/cgroup`.
+    Mounted {
+        /// Controllers the root offers (`memory`, `pids`, ...).
+        controllers: Vec<String>,
+        /// This process's cgroup.
+        cgroup: String,
+        /// Whether this process may create cgroups under its own (a delegated subtree).
+        writable: bool,
+    },
+    /// Not mounted (cgroup v1 only, or no cgroup filesystem).
+    NotMounted,
+}
+
+impl fmt::Display for CgroupV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CgroupV2::Mounted {
+                controllers,
+                cgroup,
+                writable,
+            } => write!(
+                f,
+                "mounted (controllers: {}); this process's cgroup {cgroup} is {}",
+                if controllers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    controllers.join(" ")
+                },
+                if *writable {
+                    "writable (delegated)"
+                } else {
+                    "not writable (not delegated)"
+                }
+            ),
+            CgroupV2::NotMounted => f.write_str("not mounted"),
+        }
+    }
+}
+
+/// What this host offers a sandbox: what `confine doctor` prints first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct HostReport {
+    /// `linux`, `macos`, ...
+    pub platform: &'static str,
+    /// Kernel release, seccomp, Landlock, MDWE: the layers confine uses.
+    pub kernel: KernelFacts,
+    /// User namespaces (optional; not used yet).
+    pub user_namespaces: UserNamespaces,
+    /// cgroup v2 (optional; not used yet).
+    pub cgroup_v2: CgroupV2,
+}
+
+impl HostReport {
+    /// Probes this host. Cheap except for the user-namespace probe, which forks a short-lived
+    /// child (a millisecond or so).
+    #[must_use]
+    pub fn probe() -> Self {
+        HostReport {
+            platform: std::env::consts::OS,
+            kernel: crate::platform::kernel_facts(),
+            user_namespaces: crate::platform::user_namespaces(),
+            cgroup_v2: crate::platform::cgroup_v2(),
+        }
+    }
+
+    /// Whether the layers a full sandbox needs (seccomp and Landlock) are there. A started
+    /// guest is the real test (the host verifies it from outside); see
+    /// [`IsolationReport::fully_enforced`].
+    #[must_use]
+    pub fn full_sandbox_possible(&self) -> bool {
+        self.kernel.seccomp && matches!(self.kernel.landlock, LandlockSupport::Available { .. })
+    }
+}
+
+impl fmt::Display for HostReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "host ({})", self.platform)?;
+        write!(f, "{}", self.kernel)?;
+        writeln!(
+            f,
+            "  user namespaces  {} (optional; not used by confine yet)",
+            self.user_namespaces
+        )?;
+        writeln!(
+            f,
+            "  cgroup v2        {} (optional; not used by confine yet)",
+            self.cgroup_v2
+        )
+    }
+}
+
+/// The report [`crate::Sandbox::start`] would begin from for `options`, without starting a
+/// guest: the runtime's executable is resolved and the platform policy prepared (kernel
+/// probes, ELF and library scan, Landlock ruleset, both seccomp programs). Stage 2 shows as
+/// not verified, since only a running guest can be checked; a started sandbox's
+/// [`crate::Sandbox::isolation`] says whether it was.
+///
+/// # Errors
+/// [`crate::Error::RuntimeNotFound`], or [`crate::Error::Sandbox`] when the policy cannot be
+/// prepared (for example Landlock missing without `allow_degraded`).
+pub fn preview(options: &crate::SandboxOptions) -> crate::Result<IsolationReport> {
+    let command = options.registry.resolve(&options.runtime)?;
+    let plan = crate::platform::prepare(&crate::platform::PolicyRequest {
+        guest: &command.program,
+        no_sandbox: options.no_sandbox,
+        allow_degraded: options.allow_degraded,
+    })?;
+    Ok(plan.report())
+}
+
 /// A file the guest may open, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -270,6 +470,35 @@ pub enum Stage2 {
     Verified,
 }
 
+/// One of the host's checks of a started guest (see [`crate::SandboxError::VerificationFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VerifyCheck {
+    /// `NoNewPrivs: 1` in `/proc/<pid>/status`.
+    NoNewPrivs,
+    /// `Seccomp: 2` (filter mode) in `/proc/<pid>/status`.
+    SeccompMode,
+    /// `Seccomp_filters` in `/proc/<pid>/status` counts stage 1 and stage 2; one short means
+    /// the guest did not install its stage-2 filter.
+    SeccompFilters,
+    /// `/proc/<pid>/fd` holds exactly fds 0, 1, 2 and 3.
+    OpenFds,
+    /// `/proc/<pid>/environ` is empty.
+    Environment,
+}
+
+impl fmt::Display for VerifyCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerifyCheck::NoNewPrivs => "no_new_privs",
+            VerifyCheck::SeccompMode => "seccomp mode",
+            VerifyCheck::SeccompFilters => "seccomp filter count (stage 2 installed)",
+            VerifyCheck::OpenFds => "open file descriptors",
+            VerifyCheck::Environment => "environment",
+        })
+    }
+}
+
 /// What a sandboxed guest is prevented from doing, and by what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -284,6 +513,8 @@ pub struct IsolationReport {
     pub kernel: KernelFacts,
     /// Instructions in the stage-1 seccomp program (0 when none is installed).
     pub seccomp_instructions: usize,
+    /// Instructions in the stage-2 program the guest installs on itself (0 when none).
+    pub stage2_instructions: usize,
     /// Whether stage 2 is verified.
     pub stage2: Stage2,
     /// Files the guest may open (Landlock rules); empty when Landlock is not used.
@@ -327,6 +558,7 @@ impl IsolationReport {
                 .collect(),
             kernel,
             seccomp_instructions: 0,
+            stage2_instructions: 0,
             stage2: Stage2::NotVerified,
             file_grants: Vec::new(),
             resource_limits: Vec::new(),
@@ -350,10 +582,6 @@ impl IsolationReport {
     /// Records that the host verified the guest's stage-2 filter (`Seccomp_filters` = 2 in
     /// `/proc/<pid>/status`), which removes path-taking syscalls and `execve`: file reads,
     /// metadata and exec become enforced by seccomp even where Landlock is missing.
-    #[allow(
-        dead_code,
-        reason = "for host-side verification of stage 2, not written yet"
-    )]
     pub(crate) fn with_stage2_verified(mut self) -> Self {
         if !self.sandboxed {
             return self;
@@ -427,11 +655,12 @@ impl fmt::Display for IsolationReport {
         if self.sandboxed {
             writeln!(
                 f,
-                "  stage 1: {} BPF instructions | stage 2: {}",
+                "  seccomp stage 1: {} BPF instructions (host) | stage 2: {} (guest), {}",
                 self.seccomp_instructions,
+                self.stage2_instructions,
                 match self.stage2 {
-                    Stage2::NotVerified => "not verified",
-                    Stage2::Verified => "verified",
+                    Stage2::NotVerified => "not verified yet",
+                    Stage2::Verified => "verified by the host",
                 }
             )?;
         }

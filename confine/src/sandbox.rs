@@ -53,10 +53,12 @@ impl Sandbox {
     }
 
     /// Starts a sandbox: finds the runtime's guest, prepares the platform sandbox, spawns the
-    /// guest, waits for it to be ready and defines the globals.
+    /// guest, waits for it to be ready (it has installed its own stage-2 filter by then),
+    /// verifies its isolation from outside, and defines the globals.
     ///
     /// # Errors
-    /// [`Error::RuntimeNotFound`], [`Error::Sandbox`] (a layer missing in strict mode),
+    /// [`Error::RuntimeNotFound`], [`Error::Sandbox`] (a layer missing in strict mode, or the
+    /// guest failing the host's isolation check: `SandboxError::VerificationFailed`),
     /// [`Error::SpawnStep`] / [`Error::Spawn`] (the launch failed), [`Error::StartupTimeout`],
     /// [`Error::Protocol`] or [`Error::GuestExited`] (the guest failed during startup).
     pub async fn start(options: SandboxOptions) -> Result<Sandbox> {
@@ -82,6 +84,7 @@ impl Sandbox {
                     functions,
                     on_console: options.on_console.clone(),
                     runtime: options.runtime.clone(),
+                    sandbox: launched.sandbox,
                 },
             )
             .await?;
@@ -92,7 +95,7 @@ impl Sandbox {
                 version: hello.version,
                 program: launched.command.program,
                 pid: launched.pid,
-                report: launched.report,
+                report: hello.report,
                 stdout: launched.stdout,
                 stderr: launched.stderr,
                 teardown_grace: options.teardown_grace,

@@ -201,8 +201,52 @@ fn help_documents_exit_codes() {
             out.stdout
         );
     }
+    assert!(out.stdout.contains("doctor"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("`doctor`: a full sandbox is not possible"),
+        "{}",
+        out.stdout
+    );
     let out = run(confine().args(["run", "--help"]));
     for needle in ["--call", "--args", "--runtime", "--no-sandbox"] {
         assert!(out.stdout.contains(needle), "missing {needle:?}");
     }
+}
+
+#[test]
+fn doctor_reports_the_host_and_a_verified_guest() {
+    let out = run(confine().arg("doctor"));
+    // This machine (and CI) has seccomp and Landlock: a full sandbox is possible.
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    for needle in [
+        "kernel",
+        "seccomp filters  available",
+        "Landlock         ABI",
+        "MDWE",
+        "user namespaces",
+        "cgroup v2",
+        "policy for runtime `quickjs`",
+        "not verified yet",
+        "live check: started a sandboxed `quickjs` guest",
+        "result: a full sandbox is possible on this host (all 13 protections enforced)",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn doctor_for_a_missing_runtime_exits_4() {
+    let out = run(confine().args(["doctor", "--runtime", "nope"]));
+    assert_eq!(out.code, 4, "{}", out.stdout);
+    assert!(out.stdout.contains("nope"), "{}", out.stdout);
+    assert!(out.stdout.contains("NOT possible"), "{}", out.stdout);
 }

@@ -1,7 +1,7 @@
 //! Script errors become typed errors with the script's own name, message, stack and line.
 
 use crate::Target;
-use confine::{ContainerSource, Error, ErrorKind, Event, Value};
+use confine::{ContainerSource, Error, ErrorKind, Event, Limit, Value};
 use std::time::Duration;
 
 pub(crate) async fn syntax_error_has_line(t: &Target) {
@@ -158,10 +158,23 @@ pub(crate) async fn deep_recursion_is_catchable(t: &Target) {
         ))
         .await
         .unwrap();
-    assert_eq!(
-        sb.call::<Value>(cid, "caught", ()).await.unwrap(),
-        Value::Bool(true)
-    );
+    let caught = sb.call::<Value>(cid, "caught", ()).await;
+    if t.runtime == "boa" {
+        // Documented difference: boa's recursion limit is an engine error that script code
+        // cannot catch, by boa's design (`EngineError::RuntimeLimit`; its VM frames live on
+        // the heap, so there is no native stack overflow to turn into a `RangeError`). The
+        // `catch` never runs; the call fails with a typed limit error instead of crashing the
+        // guest, and the container stays usable (checked below).
+        match caught {
+            Err(Error::LimitExceeded {
+                limit: Limit::Engine,
+                message,
+            }) => assert!(message.contains("call depth"), "{message}"),
+            other => panic!("expected an engine limit error from boa, got {other:?}"),
+        }
+    } else {
+        assert_eq!(caught.unwrap(), Value::Bool(true));
+    }
     assert_eq!(
         sb.call::<String>(cid, "ok", ()).await.unwrap(),
         "still here"

@@ -166,23 +166,21 @@ pub(crate) async fn state_accessors(t: &Target) {
     let closed = sb.closed();
     let report = sb.isolation().to_string();
     assert!(!report.is_empty());
-    // Stage 1 alone leaves path metadata readable, so only the layers are checked here; the
-    // escape suite checks each protection.
-    use confine::{Protection, ProtectionStatus};
-    for p in [
-        Protection::FileRead,
-        Protection::Network,
-        Protection::KernelAttackSurface,
-    ] {
-        let status = sb
-            .isolation()
-            .status(p)
-            .expect("every protection is reported");
-        if t.sandboxed {
-            assert!(status.is_enforced(), "{p:?}: {report}");
-        } else {
-            assert_eq!(status, &ProtectionStatus::Disabled, "{p:?}: {report}");
-        }
+    // Sandboxed, the host verified stage 2 from outside before returning the sandbox, so every
+    // protection is enforced (this machine has Landlock and seccomp); without the sandbox,
+    // none is. The escape suite checks each protection by trying it.
+    use confine::{report::Stage2, ProtectionStatus};
+    let isolation = sb.isolation();
+    assert_eq!(isolation.fully_enforced(), t.sandboxed, "{report}");
+    assert_eq!(isolation.sandboxed, t.sandboxed, "{report}");
+    if t.sandboxed {
+        assert_eq!(isolation.stage2, Stage2::Verified, "{report}");
+        assert!(isolation.stage2_instructions > 0, "{report}");
+    } else {
+        assert!(isolation
+            .protections
+            .iter()
+            .all(|p| p.status == ProtectionStatus::Disabled));
     }
     let info = sb.teardown().await.unwrap();
     assert_eq!(closed.await, info);

@@ -31,6 +31,8 @@ macro_rules! suite {
     ($tests:tt) => {
         suite_for!(quickjs_sandboxed, "quickjs", true, $tests);
         suite_for!(quickjs_no_sandbox, "quickjs", false, $tests);
+        suite_for!(boa_sandboxed, "boa", true, $tests);
+        suite_for!(boa_no_sandbox, "boa", false, $tests);
     };
 }
 

@@ -4,37 +4,57 @@
 //! The lying guest is `src/bin/fault_guest.rs`, registered under the runtime name `fault`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use confine::{ContainerSource, Error, ProtocolError, Registry, Sandbox, Value};
+use confine::{
+    report::VerifyCheck, ContainerSource, Error, ProtocolError, Registry, Sandbox, SandboxError,
+    Value,
+};
 use confine_runtime_abstract::codec::CodecError;
 use confine_tests::wait_gone;
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::LazyLock, time::Duration};
 
 const FAULT_GUEST: &str = env!("CARGO_BIN_EXE_fault-guest");
 
-/// A copy of the fault guest whose file name selects a startup fault.
-fn guest_named(mode: &str) -> PathBuf {
+/// Startup faults, selected by the guest executable's file name (`fault-guest-<mode>`).
+const STARTUP_MODES: &[&str] = &[
+    "ok",
+    "no-ready",
+    "wrong-version",
+    "garbage-first",
+    "exit-early",
+    "ignore-lockdown",
+];
+
+/// One copy of the fault guest per startup mode, all made before any test spawns a guest.
+/// Copying while another thread forks would let that child inherit the copy's write fd until
+/// its exec, and an exec of the copy meanwhile fails with `ETXTBSY`; every spawning test
+/// reaches this first, so no fork runs while a copy is open for writing.
+static GUESTS: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = std::env::temp_dir().join(format!("confine-faults-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("fault-guest-{mode}"));
-    if !path.exists() {
-        // Copy to a temporary name first so a parallel test never execs a half-written file.
-        let tmp = dir.join(format!(
-            ".fault-guest-{mode}.{:?}",
-            std::thread::current().id()
-        ));
-        std::fs::copy(FAULT_GUEST, &tmp).unwrap();
-        let _ = std::fs::rename(&tmp, &path);
+    for mode in STARTUP_MODES {
+        std::fs::copy(FAULT_GUEST, dir.join(format!("fault-guest-{mode}"))).unwrap();
     }
-    path
+    dir
+});
+
+/// The copy of the fault guest whose file name selects startup fault `mode`.
+fn guest_named(mode: &str) -> PathBuf {
+    assert!(STARTUP_MODES.contains(&mode), "unknown startup mode {mode}");
+    GUESTS.join(format!("fault-guest-{mode}"))
 }
 
 async fn start(mode: &str) -> Result<Sandbox, Error> {
+    start_with(mode, false).await
+}
+
+/// Starts the fault guest in `mode`, with the OS sandbox on or off.
+async fn start_with(mode: &str, sandboxed: bool) -> Result<Sandbox, Error> {
     let mut registry = Registry::new();
     registry.register("fault", guest_named(mode));
     Sandbox::builder()
         .runtime("fault")
         .registry(registry)
-        .no_sandbox(true)
+        .no_sandbox(!sandboxed)
         .ready_timeout(Duration::from_millis(1500))
         .build()
         .await
@@ -208,6 +228,79 @@ async fn guest_exiting_before_ready_carries_exit_code() {
         Error::GuestExited(info) => assert_eq!(info.code, Some(9), "{info:?}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Sandboxed, the raw guest installs the stage-2 filter from `Hello` and still works: the
+/// host verified it from outside, so every protection is enforced.
+#[tokio::test]
+async fn sandboxed_fault_guest_installs_stage2_and_is_verified() {
+    let sb = start_with("ok", true).await.unwrap();
+    assert!(sb.isolation().fully_enforced(), "{}", sb.isolation());
+    assert_eq!(sb.isolation().stage2, confine::report::Stage2::Verified);
+    let cid = sb
+        .exec_container(ContainerSource::code("ok"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sb.call::<String>(cid, "f", ("echo",)).await.unwrap(),
+        "echo"
+    );
+    assert_eq!(sb.teardown().await.unwrap().code, Some(0));
+}
+
+/// A guest that skips its stage-2 filter but says `Ready` anyway is caught by the host's
+/// outside check (one seccomp filter, not two), refused with a typed error naming the
+/// check, and killed before it receives any request.
+#[tokio::test]
+async fn guest_that_skips_stage2_is_rejected_and_killed() {
+    let path = guest_named("ignore-lockdown").canonicalize().unwrap();
+    let err = start_with("ignore-lockdown", true).await.unwrap_err();
+    match &err {
+        Error::Sandbox(SandboxError::VerificationFailed {
+            check,
+            expected,
+            found,
+        }) => {
+            assert_eq!(*check, VerifyCheck::SeccompFilters, "{err}");
+            assert!(expected.ends_with(": 2"), "{expected}");
+            assert!(found.ends_with(": 1"), "{found}");
+        }
+        other => panic!("expected a verification failure, got {other:?}"),
+    }
+    assert!(err.to_string().contains("seccomp filter count"), "{err}");
+    // No guest process of that executable survives.
+    assert!(
+        wait_gone_by_exe(&path, 3000).await,
+        "the unverified guest still runs"
+    );
+    // The same guest without the sandbox is accepted: nothing is verified there.
+    let sb = start_with("ignore-lockdown", false).await.unwrap();
+    assert!(!sb.isolation().sandboxed);
+    sb.teardown().await.unwrap();
+}
+
+/// Waits up to `ms` until no process runs the executable at `path`.
+async fn wait_gone_by_exe(path: &std::path::Path, ms: u64) -> bool {
+    let running = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let exe = std::fs::read_link(e.path().join("exe")).ok();
+                exe.as_deref() == Some(path)
+                    && confine_tests::process_alive(
+                        e.file_name().to_string_lossy().parse().unwrap_or(0),
+                    )
+            })
+    };
+    for _ in 0..ms / 10 {
+        if !running() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    !running()
 }
 
 /// One sandbox's guest misbehaving does not disturb another's.

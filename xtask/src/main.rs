@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "bench" => bench(&rest),
         "lint" => lint(),
+        "wasm-plugin" => wasm_plugin(),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -46,7 +47,9 @@ commands:
   test [ARGS]   fmt check, clippy, build the guest executables, run the whole test suite
                 (ARGS go to `cargo test`, e.g. `cargo xtask test conformance`)
   bench [ARGS]  release build, then the benchmark harness (ARGS go to it, e.g. `--quick`)
-  lint          fmt check and clippy only";
+  lint          fmt check and clippy only
+  wasm-plugin   build the wasm runtime's JS plugin (installs clang-16, llvm-16, wasi-libc
+                with apt-get when run as root)";
 
 fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -89,10 +92,168 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
     run("build guest executables", build)?;
+    wasm_guest()?;
+    wasm_plugin()?;
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     test.args(args);
-    run("cargo test", test)
+    run_tests(test)
+}
+
+/// Runs `cargo test`, echoing its output, and ends with one line totalling every test binary
+/// (`summary: N passed, N failed, N ignored`): cargo's own last line belongs to whichever
+/// binary ran last, often a doc-test run with nothing in it.
+fn run_tests(mut cmd: Command) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let start = Instant::now();
+    eprintln!("xtask: cargo test");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo test: cannot start: {e}"))?;
+    let mut totals = [0u64; 3];
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for (i, word) in ["passed", "failed", "ignored"].iter().enumerate() {
+                    totals[i] += count_before(rest, word);
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cargo test: cannot wait: {e}"))?;
+    eprintln!("xtask: cargo test: {:.1}s", start.elapsed().as_secs_f64());
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        totals[0], totals[1], totals[2]
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed ({status})"))
+    }
+}
+
+/// The number just before ` {word}` in a `test result:` line (`ok. 5 passed; 0 failed; ...`).
+fn count_before(line: &str, word: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            let mut it = part.split_whitespace().rev();
+            (it.next() == Some(word)).then(|| it.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// The wasm target the `wasm` runtime's example guest (and later the JS plugin) is built for.
+const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// Installs the wasm target if needed and builds the example Rust guest module the `wasm`
+/// suite runs (into `target/wasm-guest`, outside the workspace's own build).
+fn wasm_guest() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET)
+        })
+        .unwrap_or(false);
+    if !installed {
+        let mut add = Command::new("rustup");
+        add.args(["target", "add", WASM_TARGET]);
+        run("rustup target add wasm32-wasip1", add).map_err(|e| {
+            format!(
+                "{e}\nthe `wasm` runtime's tests need the {WASM_TARGET} target: install it with \
+                 `rustup target add {WASM_TARGET}` (or, without rustup, a Rust toolchain that has \
+                 the {WASM_TARGET} standard library)"
+            )
+        })?;
+    }
+    let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("/xtask");
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "--manifest-path",
+    ]);
+    build.arg(format!(
+        "{root}/confine-runtime-wasm/examples/rust-guest/Cargo.toml"
+    ));
+    build.arg("--target-dir");
+    build.arg(format!("{root}/target/wasm-guest"));
+    run("build the example wasm guest", build)
+}
+
+/// Debian packages the JS plugin's offline build needs: clang for QuickJS's C code,
+/// llvm-ar for its archive, and wasi-libc for the C library and headers.
+const PLUGIN_PACKAGES: &[&str] = &["clang-16", "llvm-16", "wasi-libc"];
+
+/// `true` when the C toolchain for the JS plugin is installed.
+fn plugin_toolchain_present() -> bool {
+    let on_path = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    on_path("clang-16")
+        && on_path("llvm-ar-16")
+        && std::path::Path::new("/usr/include/wasm32-wasi/stdio.h").exists()
+}
+
+/// Builds the JS plugin (QuickJS for wasm32-wasip1) into `target/wasm-js`, offline: Debian's
+/// clang-16 and wasi-libc instead of the wasi-sdk download rquickjs-sys would otherwise do.
+/// Installs the packages with apt-get when running as root; otherwise says what to install.
+fn wasm_plugin() -> Result<(), String> {
+    if !plugin_toolchain_present() {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let install = format!(
+            "apt-get install -y --no-install-recommends {}",
+            PLUGIN_PACKAGES.join(" ")
+        );
+        if !root {
+            return Err(format!(
+                "the wasm runtime's JS plugin needs clang-16, llvm-ar-16 and wasi-libc; \
+                 install them (Debian/Ubuntu: `sudo {install}`) and run again"
+            ));
+        }
+        let mut apt = Command::new("apt-get");
+        apt.args(["install", "-y", "--no-install-recommends"]);
+        apt.args(PLUGIN_PACKAGES);
+        apt.env("DEBIAN_FRONTEND", "noninteractive");
+        run(&install, apt)
+            .map_err(|e| format!("{e}\n(`apt-get update` first if the package lists are stale)"))?;
+    }
+    let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("/xtask");
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "--manifest-path",
+    ]);
+    build.arg(format!("{root}/confine-runtime-wasm/js-plugin/Cargo.toml"));
+    build.arg("--target-dir");
+    build.arg(format!("{root}/target/wasm-js"));
+    build
+        // rquickjs-sys downloads wasi-sdk for wasm targets unless told not to.
+        .env("RQUICKJS_SYS_NO_WASI_SDK", "1")
+        .env("CC_wasm32_wasip1", "clang-16")
+        .env("AR_wasm32_wasip1", "llvm-ar-16")
+        // clang-16 does not know the `wasip1` triple; `wasm32-wasi` finds Debian's
+        // /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi (the last --target wins).
+        .env("CFLAGS_wasm32_wasip1", "--target=wasm32-wasi");
+    run("build the JS plugin (QuickJS for wasm32-wasip1)", build)
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
@@ -112,4 +273,20 @@ fn bench(args: &[String]) -> Result<(), String> {
     ]);
     bench.args(args);
     run("benchmarks", bench)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_come_from_cargo_result_lines() {
+        let line =
+            "ok. 68 passed; 2 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.40s";
+        assert_eq!(count_before(line, "passed"), 68);
+        assert_eq!(count_before(line, "failed"), 2);
+        assert_eq!(count_before(line, "ignored"), 3);
+        assert_eq!(count_before("FAILED. 1 passed; 4 failed;", "failed"), 4);
+        assert_eq!(count_before("garbage", "passed"), 0);
+    }
 }

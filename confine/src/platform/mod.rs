@@ -7,8 +7,10 @@
 //!
 //! On Linux a plan is: parent-death signal, `setsid`, fd layout, rlimits, MDWE,
 //! `no_new_privs`, Landlock, and the stage-1 seccomp filter (see `linux/policy.rs` for the
-//! tables and `research/linux-sandbox-recipe.md` for the reasoning). Other platforms only
-//! support `no_sandbox` for now.
+//! tables and `research/linux-sandbox-recipe.md` for the reasoning). It also carries the
+//! stage-2 filter the guest installs itself ([`Plan::lockdown`], sent in `Hello`) and what the
+//! host checks from outside once the guest says `Ready` ([`Plan::expectations`],
+//! [`verify_guest`]). Other platforms only support `no_sandbox` for now.
 
 use std::{fmt, io, path::PathBuf};
 
@@ -24,10 +26,19 @@ pub use linux::FilterError;
 )]
 pub(crate) use linux::{prepare, Plan};
 
-#[cfg(not(target_os = "linux"))]
-pub(crate) use unsupported::{prepare, Plan};
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{kernel_facts, verify_guest, Rejection};
 
-use crate::report::LandlockSupport;
+/// Optional kernel features confine reports but does not use yet.
+#[cfg(target_os = "linux")]
+pub(crate) use linux::probe::{cgroup_v2, user_namespaces};
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::{
+    cgroup_v2, kernel_facts, prepare, user_namespaces, verify_guest, Plan, Rejection,
+};
+
+use crate::report::{LandlockSupport, VerifyCheck};
 
 /// What the launcher asks the platform layer for.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +50,14 @@ pub(crate) struct PolicyRequest<'a> {
     /// A missing optional layer (Landlock) degrades instead of failing. A missing seccomp is
     /// always fatal unless `no_sandbox`.
     pub allow_degraded: bool,
+}
+
+/// What the host requires of a started guest, checked from outside after `Ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expectations {
+    /// `Seccomp_filters` in `/proc/<pid>/status`: the host's own filters (inherited), stage 1
+    /// and stage 2.
+    pub seccomp_filters: u32,
 }
 
 /// A step of the post-fork sequence, in the order they run.
@@ -234,6 +253,30 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// The guest said `Ready`, but the host's check from outside found it not locked down as
+    /// required (for example a guest that skipped its stage-2 filter). The guest was killed
+    /// before it received any source.
+    #[error(
+        "the guest failed the host's isolation check ({check}): expected {expected}, found {found}"
+    )]
+    VerificationFailed {
+        /// What was checked.
+        check: VerifyCheck,
+        /// What the host required.
+        expected: String,
+        /// What it found.
+        found: String,
+    },
+    /// The guest's state under `/proc` could not be read, so it could not be verified (and
+    /// was killed).
+    #[error("cannot read {path:?} to verify the guest's isolation")]
+    VerificationUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// This platform has no sandbox implementation yet; only `no_sandbox` works.
     #[error("sandboxing is not implemented on this platform; only no_sandbox is available")]
     Unsupported,
@@ -243,7 +286,29 @@ pub enum SandboxError {
 #[cfg(not(target_os = "linux"))]
 mod unsupported {
     use super::{ChildFailure, PolicyRequest, SandboxError};
-    use crate::report::{IsolationReport, KernelFacts, LandlockSupport};
+    use crate::report::{CgroupV2, IsolationReport, KernelFacts, LandlockSupport, UserNamespaces};
+
+    /// Nothing probed here.
+    pub(crate) fn kernel_facts() -> KernelFacts {
+        KernelFacts {
+            release: String::new(),
+            landlock: LandlockSupport::NotProbed,
+            seccomp: false,
+            mdwe: false,
+        }
+    }
+
+    /// Not probed on this platform.
+    pub(crate) fn user_namespaces() -> UserNamespaces {
+        UserNamespaces::NotProbed {
+            reason: "not Linux".to_owned(),
+        }
+    }
+
+    /// Not probed on this platform.
+    pub(crate) fn cgroup_v2() -> CgroupV2 {
+        CgroupV2::NotMounted
+    }
 
     /// A plan that does nothing (only `no_sandbox` gets one).
     #[derive(Debug)]
@@ -256,14 +321,8 @@ mod unsupported {
         if !req.no_sandbox {
             return Err(SandboxError::Unsupported);
         }
-        let kernel = KernelFacts {
-            release: String::new(),
-            landlock: LandlockSupport::NotProbed,
-            seccomp: false,
-            mdwe: false,
-        };
         Ok(Plan {
-            report: IsolationReport::disabled(std::env::consts::OS, kernel),
+            report: IsolationReport::disabled(std::env::consts::OS, kernel_facts()),
         })
     }
 
@@ -285,6 +344,33 @@ mod unsupported {
         pub(crate) fn report(&self) -> IsolationReport {
             self.report.clone()
         }
+
+        /// No stage 2 without a sandbox.
+        #[must_use]
+        pub(crate) fn lockdown(&self) -> Option<confine_runtime_abstract::protocol::Lockdown> {
+            None
+        }
+
+        /// Nothing to verify without a sandbox.
+        #[must_use]
+        pub(crate) fn expectations(&self) -> Option<super::Expectations> {
+            None
+        }
+    }
+
+    /// Why a guest was not accepted.
+    #[derive(Debug)]
+    pub(crate) enum Rejection {
+        /// The guest is no longer running.
+        #[allow(dead_code, reason = "same shape as the Linux type")]
+        Exited,
+        /// It could not be verified.
+        Failed(SandboxError),
+    }
+
+    /// Never called: plans here have no expectations.
+    pub(crate) fn verify_guest(_pid: u32, _expect: &super::Expectations) -> Result<(), Rejection> {
+        Err(Rejection::Failed(SandboxError::Unsupported))
     }
 }
 

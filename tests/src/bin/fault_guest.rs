@@ -4,11 +4,15 @@
 //! (`fault-guest-<mode>`, the test copies the binary), and by the source text of an `Exec`
 //! request for faults after `Ready`. Only `confine-runtime-abstract` is used: this guest
 //! writes raw frames, as a compromised guest could.
+//!
+//! Run sandboxed, it installs the stage-2 filter from `Hello` with a raw `seccomp` call, as
+//! a well-behaved guest must, except in the `ignore-lockdown` mode, which skips it and says
+//! `Ready` anyway: the host's outside check must refuse that guest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use confine_runtime_abstract::{
     codec::{self, FrameBuffer, DEFAULT_MAX_FRAME},
-    protocol::{ContainerInfo, GuestMessage, HostMessage, HostRequest, Reply},
+    protocol::{ContainerInfo, GuestMessage, HostMessage, HostRequest, Lockdown, Reply},
     Value, PROTOCOL_VERSION,
 };
 use std::{
@@ -42,6 +46,35 @@ fn ready(version: u32) -> GuestMessage {
     }
 }
 
+/// Installs the host's stage-2 filter, like `confine_guest::lockdown::install`, minus the
+/// checks: a malformed program is the test's bug, so it panics.
+fn install_lockdown(lockdown: &Lockdown) {
+    let mut insns: Vec<libc::sock_filter> = lockdown
+        .seccomp_filter
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: u16::try_from(insns.len()).unwrap(),
+        filter: insns.as_mut_ptr(),
+    };
+    // SAFETY: prog points at insns, alive for the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    assert_eq!(r, 0, "seccomp: {}", std::io::Error::last_os_error());
+}
+
 fn main() {
     // SAFETY: fd 3 is the socket the host gave us; nothing else owns it.
     let mut sock = unsafe { UnixStream::from_raw_fd(3) };
@@ -52,7 +85,15 @@ fn main() {
         .next()
         .filter(|_| exe.contains("fault-guest-"))
         .unwrap_or("");
-    let _hello = next(&mut sock, &mut frames);
+    let lockdown = match next(&mut sock, &mut frames) {
+        Some(HostMessage::Hello { lockdown, .. }) => lockdown,
+        _ => None,
+    };
+    if let Some(lockdown) = &lockdown {
+        if startup != "ignore-lockdown" {
+            install_lockdown(lockdown);
+        }
+    }
     match startup {
         "no-ready" => {
             std::thread::sleep(std::time::Duration::from_secs(30));

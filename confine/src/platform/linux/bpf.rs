@@ -91,6 +91,12 @@ pub enum FilterError {
         /// The index used.
         arg: u8,
     },
+    /// A program that compares with the guest's pid was to be sent to the guest, which
+    /// installs it as it is: only the spawn path patches pids in.
+    #[error(
+        "the stage-2 filter compares with the guest's pid, which only the spawn path can patch in"
+    )]
+    NeedsPid,
 }
 
 /// A compiled program plus the instructions whose constant is the guest's own pid.
@@ -100,6 +106,29 @@ pub(crate) struct Filter {
     pub insns: Vec<sock_filter>,
     /// Indices of `jeq` instructions to set to the child's pid before installing.
     pub pid_slots: Vec<usize>,
+}
+
+impl Filter {
+    /// The program as the bytes of a `struct sock_filter` array: per instruction `code` (u16),
+    /// `jt` (u8), `jf` (u8), `k` (u32), little-endian, 8 bytes. This is how the stage-2 filter
+    /// travels to the guest in `Hello` (the guest decodes it field by field).
+    ///
+    /// # Errors
+    /// [`FilterError::NeedsPid`] if the program has pid slots: the guest would install them
+    /// unpatched.
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, FilterError> {
+        if !self.pid_slots.is_empty() {
+            return Err(FilterError::NeedsPid);
+        }
+        let mut out = Vec::with_capacity(self.insns.len() * 8);
+        for i in &self.insns {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -545,7 +574,9 @@ pub(crate) fn run_counted(
 
 #[cfg(test)]
 mod tests {
-    use super::super::policy::{stage1_verdict, NEWEST_KNOWN_SYSCALL, STAGE1_X86_64};
+    use super::super::policy::{
+        stage1_verdict, stage2_verdict, NEWEST_KNOWN_SYSCALL, STAGE1_X86_64, STAGE2_X86_64,
+    };
     use super::*;
 
     const PID: u32 = 4242;
@@ -563,9 +594,15 @@ mod tests {
         insns
     }
 
-    /// What the tables say for `nr` with `args`: the oracle the program is checked against.
+    /// What the stage-1 table says for `nr` with `args`: the oracle the program is checked
+    /// against.
     fn expected(nr: u32, args: [u64; 6]) -> u32 {
-        match stage1_verdict(nr) {
+        expected_by(stage1_verdict, nr, args)
+    }
+
+    /// What `verdict`'s table says for `nr` with `args`.
+    fn expected_by(verdict: fn(u32) -> Verdict, nr: u32, args: [u64; 6]) -> u32 {
+        match verdict(nr) {
             Verdict::Allow => RET_ALLOW,
             Verdict::Errno(e) => ret_errno(e),
             Verdict::Kill => RET_KILL,
@@ -596,7 +633,7 @@ mod tests {
     /// (CVE-2019-10063), and all-ones.
     fn arg_patterns() -> Vec<[u64; 6]> {
         let mut words: Vec<u64> = vec![0, 1, 2, 3, 4, 6, 7, 0x40, 0x200, u64::MAX, u64::from(PID)];
-        for rule in STAGE1_X86_64 {
+        for rule in STAGE1_X86_64.iter().chain(STAGE2_X86_64) {
             if let Verdict::AllowIf { checks, .. } = rule.verdict {
                 for c in checks {
                     if let Check::LowIn { values, .. } = c {
@@ -645,6 +682,204 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The seccomp result of two stacked filters: the most restrictive action wins (the
+    /// kernel compares the action bits as signed numbers, so KILL_PROCESS is the smallest);
+    /// on a tie the newer filter's data is kept.
+    fn stacked(older: u32, newer: u32) -> u32 {
+        let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+        if action(older) < action(newer) {
+            older
+        } else {
+            newer
+        }
+    }
+
+    fn stage2_program() -> Vec<sock_filter> {
+        let f = build(NEWEST_KNOWN_SYSCALL, stage2_verdict).expect("stage 2 builds");
+        assert!(f.pid_slots.is_empty(), "stage 2 must not depend on the pid");
+        f.insns
+    }
+
+    #[test]
+    fn stage2_program_matches_its_table_for_every_number() {
+        for layout in [Layout::Compact, Layout::Inline] {
+            let f = build_with(layout, NEWEST_KNOWN_SYSCALL, stage2_verdict).expect("builds");
+            let patterns = arg_patterns();
+            for nr in 0..=NEWEST_KNOWN_SYSCALL + 64 {
+                for args in &patterns {
+                    assert_eq!(
+                        run(&f.insns, AUDIT_ARCH_X86_64, nr, *args),
+                        expected_by(stage2_verdict, nr, *args),
+                        "{layout:?} nr {nr} args {args:x?}"
+                    );
+                }
+            }
+        }
+        // The bytes sent in Hello decode back to the same program.
+        let f = build(NEWEST_KNOWN_SYSCALL, stage2_verdict).expect("builds");
+        let bytes = f.to_bytes().expect("no pid slots");
+        assert_eq!(bytes.len(), f.insns.len() * 8);
+        for (i, c) in bytes.chunks_exact(8).enumerate() {
+            let insn = f.insns[i];
+            assert_eq!(u16::from_le_bytes([c[0], c[1]]), insn.code);
+            assert_eq!((c[2], c[3]), (insn.jt, insn.jf));
+            assert_eq!(u32::from_le_bytes([c[4], c[5], c[6], c[7]]), insn.k);
+        }
+        // A program that needs the pid cannot be sent.
+        assert_eq!(
+            build(NEWEST_KNOWN_SYSCALL, stage1_verdict)
+                .expect("builds")
+                .to_bytes()
+                .err(),
+            Some(FilterError::NeedsPid)
+        );
+    }
+
+    /// Both filters together, as the locked-down guest lives: nothing that takes a path,
+    /// creates a socket or starts a process or thread is allowed, for any argument pattern;
+    /// the graceful errnos libc probes rely on survive stacking; stage-1 kills stay kills.
+    #[test]
+    fn stage1_plus_stage2_close_paths_sockets_and_processes() {
+        let (one, two) = (program(), stage2_program());
+        let both = |nr: u32, args: [u64; 6]| {
+            stacked(
+                run(&one, AUDIT_ARCH_X86_64, nr, args),
+                run(&two, AUDIT_ARCH_X86_64, nr, args),
+            )
+        };
+        let closed: &[(&str, libc::c_long)] = &[
+            ("open", libc::SYS_open),
+            ("openat", libc::SYS_openat),
+            ("openat2", libc::SYS_openat2),
+            ("creat", libc::SYS_creat),
+            ("stat", libc::SYS_stat),
+            ("lstat", libc::SYS_lstat),
+            ("newfstatat", libc::SYS_newfstatat),
+            ("statx", libc::SYS_statx),
+            ("access", libc::SYS_access),
+            ("faccessat", libc::SYS_faccessat),
+            ("faccessat2", libc::SYS_faccessat2),
+            ("readlink", libc::SYS_readlink),
+            ("readlinkat", libc::SYS_readlinkat),
+            ("chdir", libc::SYS_chdir),
+            ("getcwd", libc::SYS_getcwd),
+            ("getdents64", libc::SYS_getdents64),
+            ("mkdir", libc::SYS_mkdir),
+            ("unlink", libc::SYS_unlink),
+            ("rename", libc::SYS_rename),
+            ("chmod", libc::SYS_chmod),
+            ("fchmodat", libc::SYS_fchmodat),
+            ("truncate", libc::SYS_truncate),
+            ("utimensat", libc::SYS_utimensat),
+            ("statfs", libc::SYS_statfs),
+            ("inotify_add_watch", libc::SYS_inotify_add_watch),
+            ("execve", libc::SYS_execve),
+            ("execveat", libc::SYS_execveat),
+            ("socket", libc::SYS_socket),
+            ("socketpair", libc::SYS_socketpair),
+            ("connect", libc::SYS_connect),
+            ("bind", libc::SYS_bind),
+            ("clone", libc::SYS_clone),
+            ("clone3", libc::SYS_clone3),
+            ("fork", libc::SYS_fork),
+            ("vfork", libc::SYS_vfork),
+            ("prctl", libc::SYS_prctl),
+            ("seccomp", libc::SYS_seccomp),
+            ("mprotect", libc::SYS_mprotect),
+            ("io_uring_setup", libc::SYS_io_uring_setup),
+            ("memfd_create", libc::SYS_memfd_create),
+        ];
+        for &(name, nr) in closed {
+            for args in arg_patterns() {
+                assert_ne!(both(nr as u32, args), RET_ALLOW, "{name} {args:x?}");
+            }
+        }
+        let empty = [0u64; 6];
+        let errno = |e: i32| ret_errno(e);
+        let exact: &[(&str, libc::c_long, u32)] = &[
+            ("open", libc::SYS_open, errno(libc::EACCES)),
+            ("openat", libc::SYS_openat, errno(libc::EACCES)),
+            ("newfstatat", libc::SYS_newfstatat, errno(libc::ENOSYS)),
+            ("statx", libc::SYS_statx, errno(libc::ENOSYS)),
+            ("clone3", libc::SYS_clone3, errno(libc::ENOSYS)),
+            ("openat2", libc::SYS_openat2, errno(libc::ENOSYS)),
+            ("ioctl", libc::SYS_ioctl, errno(libc::ENOTTY)),
+            ("socket", libc::SYS_socket, errno(libc::EACCES)),
+            ("clone", libc::SYS_clone, errno(libc::EPERM)),
+            ("execve", libc::SYS_execve, RET_KILL),
+            ("bpf", libc::SYS_bpf, RET_KILL),
+            ("ptrace", libc::SYS_ptrace, RET_KILL),
+            ("fstat", libc::SYS_fstat, RET_ALLOW),
+            ("read", libc::SYS_read, RET_ALLOW),
+            ("write", libc::SYS_write, RET_ALLOW),
+            ("poll", libc::SYS_poll, RET_ALLOW),
+            ("exit_group", libc::SYS_exit_group, RET_ALLOW),
+        ];
+        for &(name, nr, want) in exact {
+            assert_eq!(both(nr as u32, empty), want, "{name}");
+        }
+        // newfstatat with AT_EMPTY_PATH is refused too: the flag does not stop the kernel
+        // from resolving a non-empty path.
+        let at_empty_path = libc::AT_EMPTY_PATH as u64;
+        assert_eq!(
+            both(libc::SYS_newfstatat as u32, [3, 0, 0, at_empty_path, 0, 0]),
+            errno(libc::ENOSYS)
+        );
+        // The pthread clone stage 1 allows is refused after stage 2.
+        let thread = [
+            u64::from(super::super::policy::PTHREAD_CLONE_FLAGS),
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        assert_eq!(both(libc::SYS_clone as u32, thread), errno(libc::EPERM));
+        // Anonymous memory: read-write yes, executable no (even without write).
+        let (rw, rx) = (
+            (libc::PROT_READ | libc::PROT_WRITE) as u64,
+            (libc::PROT_READ | libc::PROT_EXEC) as u64,
+        );
+        assert_eq!(
+            both(libc::SYS_mmap as u32, [0, 4096, rw, 0x22, u64::MAX, 0]),
+            RET_ALLOW
+        );
+        assert_eq!(
+            both(libc::SYS_mmap as u32, [0, 4096, rx, 0x22, u64::MAX, 0]),
+            errno(libc::EACCES)
+        );
+        // Stage 1's argument checks still hold under stage 2's plain allows.
+        assert_eq!(
+            both(libc::SYS_sendto as u32, [3, 0, 0, 0, 1, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            both(
+                libc::SYS_futex as u32,
+                [0, libc::FUTEX_LOCK_PI as u64, 0, 0, 0, 0]
+            ),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            both(libc::SYS_tgkill as u32, [1, 1, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(
+            both(libc::SYS_tgkill as u32, [u64::from(PID), 1, 6, 0, 0, 0]),
+            RET_ALLOW
+        );
+        // Numbers newer than the table: ENOSYS from both, so libc falls back.
+        assert_eq!(both(NEWEST_KNOWN_SYSCALL + 1, empty), errno(libc::ENOSYS));
+        assert_eq!(both(400, empty), errno(libc::ENOSYS));
+    }
+
+    #[test]
+    fn stage2_program_is_small() {
+        let insns = stage2_program();
+        // Install cost grows with length (module doc); today's table builds to ~80.
+        assert!(insns.len() <= 128, "{} instructions", insns.len());
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! The Linux sandbox, stage 1: what the host applies between `fork` and `execve`.
+//! The Linux sandbox: stage 1, what the host applies between `fork` and `execve`; stage 2,
+//! the filter the guest installs on itself; and the host's check that it did.
 //!
 //! [`prepare`] probes the kernel (seccomp, Landlock ABI, MDWE), resolves the files the
 //! guest's dynamic loader needs ([`elf`]), creates the Landlock ruleset fd ([`landlock`]),
-//! compiles the seccomp program from the tables in [`policy`] ([`bpf`]) and writes the
+//! compiles both seccomp programs from the tables in [`policy`] ([`bpf`]) and writes the
 //! [`IsolationReport`]. [`Plan::apply_in_child`] ([`child`]) then does only raw syscalls.
+//! The stage-2 program travels to the guest in `Hello` ([`Plan::lockdown`]); after `Ready`,
+//! [`verify_guest`] ([`verify`]) checks `/proc/<pid>` for both filters, the fd set and the
+//! empty environment before the host sends any source.
 //!
 //! Layers and what each is for:
 //!
@@ -18,25 +22,33 @@
 //!
 //! Stage 1 must allow what the loader needs (`openat`, `newfstatat`, `execve`,
 //! `mmap(PROT_EXEC)`), so file metadata (`stat` of any path) stays visible until the guest
-//! installs its stage-2 filter; the report says so.
+//! installs its stage-2 filter; the report says so until the host has verified stage 2.
+//! Stage 2 is the same program for every guest (it compares with no pid), so it is compiled
+//! once per process.
 
 pub(crate) mod bpf;
 pub(crate) mod child;
 pub(crate) mod elf;
 pub(crate) mod landlock;
 pub(crate) mod policy;
+pub(crate) mod probe;
+pub(crate) mod verify;
 
 #[allow(unreachable_pub, reason = "re-exported by platform/mod.rs")]
 pub use bpf::FilterError;
+pub(crate) use verify::{verify as verify_guest, Rejection};
 
 use std::{
     ffi::CStr,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::OnceLock,
 };
 
+use confine_runtime_abstract::protocol::Lockdown;
+
 use crate::{
-    platform::{ChildFailure, PolicyRequest, SandboxError},
+    platform::{ChildFailure, Expectations, PolicyRequest, SandboxError},
     report::{
         FileGrant, IsolationReport, KernelFacts, LandlockSupport, Layer, Protection,
         ProtectionStatus, ResourceLimit, Stage2,
@@ -56,6 +68,10 @@ pub(crate) struct Plan {
     pub(super) mdwe: bool,
     /// Resource limits to set.
     pub(super) rlimits: Vec<Rlimit>,
+    /// The stage-2 program as sent in `Hello` (`None` with `no_sandbox`).
+    stage2: Option<&'static [u8]>,
+    /// What the host checks after `Ready` (`None` with `no_sandbox`).
+    expect: Option<Expectations>,
     report: IsolationReport,
     /// Holds fd 3 in the parent if it was free, so no per-spawn pipe (std's exec-error pipe,
     /// the launcher's step-failure pipe) can land on 3, where the child puts the IPC socket.
@@ -73,6 +89,8 @@ impl std::fmt::Debug for Plan {
             )
             .field("mdwe", &self.mdwe)
             .field("rlimits", &self.rlimits)
+            .field("stage2_instructions", &self.stage2.map(|p| p.len() / 8))
+            .field("expect", &self.expect)
             .finish_non_exhaustive()
     }
 }
@@ -103,10 +121,26 @@ impl Plan {
         unsafe { child::apply(self, ipc_fd, parent_pid) }
     }
 
-    /// What this plan enforces.
+    /// What this plan enforces. Stage 2 shows as not verified: the host upgrades its copy
+    /// with [`IsolationReport::with_stage2_verified`] once [`verify_guest`] passed.
     #[must_use]
     pub(crate) fn report(&self) -> IsolationReport {
         self.report.clone()
+    }
+
+    /// The stage-2 lockdown to send in `Hello`; `None` with `no_sandbox`.
+    #[must_use]
+    pub(crate) fn lockdown(&self) -> Option<Lockdown> {
+        self.stage2.map(|program| Lockdown {
+            seccomp_filter: program.to_vec(),
+        })
+    }
+
+    /// What [`verify_guest`] must find once the guest says `Ready`; `None` with
+    /// `no_sandbox`.
+    #[must_use]
+    pub(crate) fn expectations(&self) -> Option<Expectations> {
+        self.expect
     }
 
     /// Adds a resource limit (for example `RLIMIT_CPU` as a backstop to the host's
@@ -168,6 +202,16 @@ fn probe_seccomp() -> io::Result<()> {
     }
 }
 
+/// What the kernel offers, as [`prepare`] probes it.
+pub(crate) fn kernel_facts() -> KernelFacts {
+    KernelFacts {
+        release: kernel_release(),
+        landlock: landlock::probe(),
+        seccomp: probe_seccomp().is_ok(),
+        mdwe: probe_mdwe(),
+    }
+}
+
 fn probe_mdwe() -> bool {
     // SAFETY: prctl with integer arguments; EINVAL before Linux 6.3.
     unsafe { libc::prctl(libc::PR_GET_MDWE, 0, 0, 0, 0) >= 0 }
@@ -212,6 +256,20 @@ fn reserve_fd3() -> Option<OwnedFd> {
     (dup.as_raw_fd() == child::IPC_FD).then_some(dup)
 }
 
+/// The stage-2 program, compiled once: it is the same for every guest.
+///
+/// # Errors
+/// A [`FilterError`] if the tables do not compile (a bug the unit tests catch).
+pub(crate) fn stage2_program() -> Result<&'static [u8], FilterError> {
+    static PROGRAM: OnceLock<Result<Vec<u8>, FilterError>> = OnceLock::new();
+    match PROGRAM.get_or_init(|| {
+        bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict)?.to_bytes()
+    }) {
+        Ok(program) => Ok(program),
+        Err(e) => Err(e.clone()),
+    }
+}
+
 /// Builds the plan for one guest executable. Probes the kernel every call (cheap: a few
 /// syscalls); callers cache the plan per executable.
 ///
@@ -234,6 +292,8 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
             filter: None,
             mdwe: false,
             rlimits: Vec::new(),
+            stage2: None,
+            expect: None,
             report: IsolationReport::disabled("linux", kernel),
             _fd3_reservation: reserve_fd3(),
         });
@@ -245,6 +305,13 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
     }
     seccomp.map_err(|source| SandboxError::SeccompUnavailable { source })?;
     let filter = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage1_verdict)?;
+    let stage2 = stage2_program()?;
+    // The guest inherits the filters of the thread that forks it, which is this one: the
+    // launcher prepares and spawns in one synchronous call.
+    let inherited = verify::own_filter_count().map_err(|source| SandboxError::Probe {
+        what: "this process's own seccomp filters (/proc/thread-self/status)",
+        source,
+    })?;
 
     let (ruleset, grants) = match kernel.landlock {
         LandlockSupport::Available { used_abi, .. } => {
@@ -275,6 +342,7 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         protections: Vec::new(),
         kernel,
         seccomp_instructions: filter.insns.len(),
+        stage2_instructions: stage2.len() / 8,
         stage2: Stage2::NotVerified,
         file_grants: grants
             .iter()
@@ -292,6 +360,10 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         filter: Some(filter),
         mdwe,
         rlimits,
+        stage2: Some(stage2),
+        expect: Some(Expectations {
+            seccomp_filters: inherited + 2,
+        }),
         report,
         _fd3_reservation: reserve_fd3(),
     })

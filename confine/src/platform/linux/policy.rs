@@ -7,8 +7,18 @@
 //! Stage 1 is installed by the host between `fork` and `execve` and stays for the guest's
 //! whole life. It must let the dynamic loader map the guest's libraries (so `openat`,
 //! `newfstatat`, `execve` and `mmap(PROT_EXEC)` are allowed, with Landlock deciding which
-//! files) and the guest run its serve loop. Stage 2 (installed by the guest itself, not built
-//! here) is expected to drop `execve`, `open*`, `newfstatat`, `clone`, `prctl` and `seccomp`.
+//! files) and the guest run its serve loop.
+//!
+//! Stage 2 ([`STAGE2_X86_64`], [`stage2_verdict`]) is compiled here too, by the host, and sent
+//! to the guest in `Hello`; the guest installs it on top of stage 1 after its engine is
+//! initialised and before it answers `Ready`, and the host verifies from outside that it did.
+//! The kernel runs both filters on every syscall and applies the most restrictive result, so
+//! stage 2 only needs to be stricter where it wants to be: a syscall stage 1 checks by argument
+//! (`futex` ops, `getrandom` flags, `tgkill`'s pid, `sendto`'s address) stays checked when
+//! stage 2 simply allows it. Every stage-1 allowance has a stage-2 row (a test enforces it),
+//! so each one was reconsidered for the locked-down guest; the allow-list was derived by
+//! tracing the QuickJS guest (`strace -f`) through the conformance suite, plus the paths a
+//! Rust guest takes rarely (abort, a stack-overflow fault, a timer sleep, large reallocs).
 //!
 //! Verdicts, from the recipe (`research/linux-sandbox-recipe.md` §6.4, §4.2):
 //! * known syscalls that are not listed get `EPERM` ([`DEFAULT_KNOWN`]);
@@ -114,6 +124,7 @@ pub(crate) const UNASSIGNED: std::ops::RangeInclusive<u32> = 335..=423;
 pub(crate) const PTHREAD_CLONE_FLAGS: u32 = 0x003d_0f00;
 
 const PROT_WRITE_EXEC: u32 = (libc::PROT_WRITE | libc::PROT_EXEC) as u32;
+const PROT_EXEC: u32 = libc::PROT_EXEC as u32;
 /// Write-intent bits of `open` flags: `O_WRONLY | O_RDWR` (the access mode), `O_CREAT`,
 /// `O_TRUNC`. `O_TMPFILE` needs a write access mode, so it is covered too.
 const OPEN_WRITE_BITS: u32 = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) as u32;
@@ -478,6 +489,93 @@ pub(crate) static STAGE1_X86_64: &[SyscallRule] = &[
     rule!(SYS_modify_ldt, KILL, "segment tricks, historic kernel bugs"),
 ];
 
+/// Stage 2, x86_64: what the locked-down guest may still do. Ordered by topic.
+///
+/// Syscalls not listed get [`stage2_verdict`]'s fallback: the stage-1 errno where stage 1
+/// refuses gracefully (`ioctl` → `ENOTTY`, `statx`/`clone3`/`openat2` → `ENOSYS`, `socket`
+/// → `EACCES`), `ENOSYS` for unknown numbers, `EPERM` for everything else. Stage-1 kills stay
+/// kills whatever stage 2 says (kill outranks errno).
+pub(crate) static STAGE2_X86_64: &[SyscallRule] = &[
+    // ---- the serve loop: fd 3, stdout/stderr ----
+    rule!(SYS_read, ALLOW, "IPC frames from fd 3, the serve loop's only input (traced)"),
+    rule!(SYS_write, ALLOW, "IPC frames on fd 3, the guest's own messages on stdout/stderr (traced)"),
+    rule!(SYS_recvfrom, ALLOW, "std's UnixStream::read, for guests that wrap fd 3 in std's socket type"),
+    rule!(SYS_sendto, ALLOW, "std's UnixStream::write; stage 1 still requires dest_addr == NULL"),
+    rule!(SYS_poll, ALLOW, "the serve loop waits on fd 3 with the next timer as its timeout (traced)"),
+    rule!(SYS_close, ALLOW, "dropping the socket at exit; only fds 0-3 exist, closing them gains nothing"),
+    rule!(SYS_fstat, ALLOW, "fd-only metadata (musl's fstat, is-fd-3-a-socket checks); takes no path"),
+    rule!(SYS_readv, Verdict::Errno(EPERM), "the serve loop does single-buffer I/O (traced)"),
+    rule!(SYS_writev, Verdict::Errno(EPERM), "the serve loop does single-buffer I/O (traced)"),
+    rule!(SYS_pread64, Verdict::Errno(EPERM), "the loader's, at startup only"),
+    rule!(SYS_recvmsg, Verdict::Errno(EPERM), "not used after init; no ancillary data"),
+    rule!(SYS_sendmsg, Verdict::Errno(EPERM), "not used after init; no descriptor passing (SCM_RIGHTS)"),
+    rule!(SYS_ppoll, Verdict::Errno(EPERM), "glibc's and musl's poll() use poll on x86_64"),
+    rule!(SYS_lseek, Verdict::Errno(EPERM), "no files after init"),
+    rule!(SYS_fcntl, Verdict::Errno(EPERM), "fd flags are final before lockdown (traced: unused after Hello)"),
+    // ---- files and exec: gone ----
+    rule!(SYS_open, Verdict::Errno(EACCES), "no file is opened after init; EACCES reads as 'permission denied' to libc"),
+    rule!(SYS_openat, Verdict::Errno(EACCES), "no file is opened after init; EACCES reads as 'permission denied' to libc"),
+    rule!(
+        SYS_newfstatat,
+        Verdict::Errno(ENOSYS),
+        "takes a path: AT_EMPTY_PATH only permits an empty path, it does not make the kernel ignore \
+         a non-empty one, and BPF cannot read the path, so no flag test makes it fd-only. glibc's \
+         fstat() (newfstatat(fd, \"\", AT_EMPTY_PATH)) then fails with ENOSYS; the fstat syscall stays"
+    ),
+    rule!(SYS_execve, KILL, "nothing execs after lockdown; an attempt is an attack, visible as SIGSYS"),
+    rule!(SYS_execveat, KILL, "as execve (stage 1 kills it too)"),
+    // ---- memory ----
+    rule!(SYS_brk, ALLOW, "malloc's main arena grows and shrinks with brk (traced)"),
+    rule!(
+        SYS_mmap,
+        Verdict::AllowIf {
+            checks: &[Check::LowMaskedNot { arg: 2, mask: PROT_EXEC, value: PROT_EXEC }],
+            otherwise: EACCES,
+        },
+        "large allocations; never PROT_EXEC after init: the engines interpret, their code is mapped"
+    ),
+    rule!(SYS_munmap, ALLOW, "free of large blocks; std unmaps the signal stack at exit (traced)"),
+    rule!(SYS_mremap, ALLOW, "realloc of large blocks; cannot change a mapping's protection"),
+    rule!(SYS_madvise, ALLOW, "allocators return memory; stage 1 still limits the advice"),
+    rule!(
+        SYS_mprotect,
+        Verdict::Errno(EACCES),
+        "protections are final after init: no re-opening RELRO, no exec gain (unused after Hello)"
+    ),
+    // ---- threads and the libc runtime ----
+    rule!(SYS_futex, ALLOW, "std's Once and locks (traced: FUTEX_WAKE_PRIVATE); stage 1 still refuses PI ops"),
+    rule!(SYS_clone, Verdict::Errno(EPERM), "no new threads or processes: the locked-down guest is single-threaded; thread::spawn returns an error"),
+    rule!(SYS_set_tid_address, Verdict::Errno(EPERM), "thread startup; no threads after lockdown"),
+    rule!(SYS_set_robust_list, Verdict::Errno(EPERM), "thread startup; no threads after lockdown"),
+    rule!(SYS_rseq, Verdict::Errno(EPERM), "registered at startup; no threads after lockdown"),
+    rule!(SYS_arch_prctl, Verdict::Errno(EPERM), "TLS is set up at startup"),
+    rule!(SYS_sched_yield, Verdict::Errno(EPERM), "one thread: nobody to yield to"),
+    rule!(SYS_sched_getaffinity, Verdict::Errno(EPERM), "available_parallelism(); callers fall back to 1 on an error"),
+    rule!(SYS_prlimit64, Verdict::Errno(EPERM), "std reads RLIMIT_STACK at startup only"),
+    rule!(SYS_getpid, ALLOW, "abort()/raise() address the signal to the own process"),
+    rule!(SYS_gettid, ALLOW, "abort()/raise() address the signal to the own thread"),
+    rule!(SYS_exit, ALLOW, "a thread ending; harmless"),
+    rule!(SYS_exit_group, ALLOW, "process exit (traced)"),
+    rule!(SYS_restart_syscall, ALLOW, "the kernel resumes an interrupted poll or sleep through it"),
+    // ---- signals: to itself only ----
+    rule!(SYS_rt_sigaction, ALLOW, "std's SIGSEGV handler resets itself to SIG_DFL on a fault that is not a stack overflow; refused, the fault would loop"),
+    rule!(SYS_rt_sigprocmask, ALLOW, "abort() and raise() block signals around the kill"),
+    rule!(SYS_rt_sigreturn, ALLOW, "return from a signal handler"),
+    rule!(SYS_sigaltstack, ALLOW, "std disables the alternate signal stack at exit (traced)"),
+    rule!(SYS_tgkill, ALLOW, "abort()/raise(); stage 1 still limits it to the own pid"),
+    rule!(SYS_kill, Verdict::Errno(EPERM), "raise() and abort() use tgkill"),
+    // ---- time and randomness ----
+    rule!(SYS_clock_gettime, ALLOW, "Instant and Date.now when the vDSO falls back to the syscall (some VM clock sources)"),
+    rule!(SYS_clock_getres, ALLOW, "timer resolution (vDSO fallback)"),
+    rule!(SYS_gettimeofday, ALLOW, "vDSO fallback"),
+    rule!(SYS_clock_nanosleep, ALLOW, "thread::sleep"),
+    rule!(SYS_nanosleep, ALLOW, "older sleep path"),
+    rule!(SYS_getrandom, ALLOW, "HashMap seeds, Math.random per container (traced: GRND_INSECURE); stage 1 still limits flags"),
+    // ---- self-lockdown: finished ----
+    rule!(SYS_prctl, Verdict::Errno(EPERM), "nothing calls it after init (traced); glibc treats PR_SET_VMA naming as best effort"),
+    rule!(SYS_seccomp, Verdict::Errno(EPERM), "the filter set is final: no more filters, no listener"),
+];
+
 /// A resource limit applied in the child: `(resource, soft, hard)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rlimit {
@@ -639,6 +737,24 @@ pub(crate) fn stage1_verdict(nr: u32) -> Verdict {
     }
 }
 
+/// The verdict of the stage-2 filter alone for `nr`: its table row, else the stage-1 errno
+/// for syscalls stage 1 refuses gracefully (so a libc probe keeps seeing `ENOSYS`/`ENOTTY`/
+/// `EACCES`: with two errno results the kernel returns the newer filter's), else `ENOSYS` for
+/// unknown numbers and `EPERM` for known ones. Stage-1 kills need no row here: the kernel
+/// applies the most restrictive result of the two filters.
+pub(crate) fn stage2_verdict(nr: u32) -> Verdict {
+    if let Some(rule) = STAGE2_X86_64.iter().find(|r| r.nr == nr) {
+        return rule.verdict;
+    }
+    match stage1_verdict(nr) {
+        Verdict::Errno(e) => Verdict::Errno(e),
+        // Killed by stage 1 anyway; EPERM here merges with the neighbouring ranges, which keeps
+        // the program short.
+        Verdict::Kill => DEFAULT_KNOWN,
+        Verdict::Allow | Verdict::AllowIf { .. } => DEFAULT_KNOWN,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,6 +777,56 @@ mod tests {
             assert!(!rule.why.is_empty(), "{} has no reason", rule.name);
             assert!(!rule.name.starts_with("SYS_"), "{}", rule.name);
         }
+    }
+
+    #[test]
+    fn stage2_table_is_well_formed_and_reconsiders_every_stage1_allowance() {
+        let mut seen = std::collections::BTreeSet::new();
+        for rule in STAGE2_X86_64 {
+            assert!(seen.insert(rule.nr), "{} listed twice", rule.name);
+            assert!(rule.nr <= NEWEST_KNOWN_SYSCALL, "{}", rule.name);
+            assert!(!rule.why.is_empty(), "{} has no reason", rule.name);
+            // A stage-2 allowance of something stage 1 refuses would be dead and misleading.
+            if matches!(rule.verdict, Verdict::Allow | Verdict::AllowIf { .. }) {
+                assert!(
+                    matches!(
+                        stage1_verdict(rule.nr),
+                        Verdict::Allow | Verdict::AllowIf { .. }
+                    ),
+                    "stage 2 allows {}, which stage 1 refuses",
+                    rule.name
+                );
+            }
+        }
+        // Every syscall stage 1 lets through was decided again for the locked-down guest.
+        for rule in STAGE1_X86_64 {
+            if matches!(rule.verdict, Verdict::Allow | Verdict::AllowIf { .. }) {
+                assert!(
+                    seen.contains(&rule.nr),
+                    "stage 1 allows {}; stage 2 must say whether the running guest still may",
+                    rule.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stage2_keeps_stage1_probe_errnos() {
+        for sys in [
+            libc::SYS_ioctl,
+            libc::SYS_statx,
+            libc::SYS_clone3,
+            libc::SYS_socket,
+        ] {
+            assert_eq!(stage2_verdict(nr(sys)), stage1_verdict(nr(sys)));
+        }
+        assert_eq!(stage2_verdict(nr(libc::SYS_getppid)), Verdict::Errno(EPERM));
+        assert_eq!(stage2_verdict(400), Verdict::Errno(ENOSYS));
+        assert_eq!(
+            stage2_verdict(NEWEST_KNOWN_SYSCALL + 1),
+            Verdict::Errno(ENOSYS)
+        );
+        assert_eq!(stage2_verdict(nr(libc::SYS_execve)), Verdict::Kill);
     }
 
     #[test]

@@ -508,6 +508,303 @@ fn sandboxed_child_gets_exact_errnos() {
     assert_eq!(s[p::WRITE_FD3], 1);
 }
 
+/// The stage-2 program as the guest installs it: built in the parent (the child must not
+/// allocate), installed in the child with a raw `seccomp` call after stage 1.
+struct Stage2Prog {
+    insns: Vec<libc::sock_filter>,
+}
+
+impl Stage2Prog {
+    fn new() -> Self {
+        let f = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict).expect("build");
+        assert!(f.pid_slots.is_empty());
+        Stage2Prog { insns: f.insns }
+    }
+
+    /// `seccomp(SET_MODE_FILTER, TSYNC, prog)` as `r` or `-errno`, like the guest's install.
+    fn install(&self) -> i64 {
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as u16,
+            // The kernel only reads the program.
+            filter: self.insns.as_ptr().cast_mut(),
+        };
+        // SAFETY: prog points at the instructions, alive for the call.
+        sys(unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_TSYNC,
+                &prog as *const libc::sock_fprog,
+            )
+        })
+    }
+}
+
+/// Stage-2 probe indices.
+mod p2 {
+    pub(super) const INSTALL: usize = 0;
+    pub(super) const OPEN_PASSWD: usize = 1;
+    pub(super) const OPEN_OWN_EXE: usize = 2;
+    pub(super) const FSTATAT_EMPTY_PATH: usize = 3;
+    pub(super) const FSTAT_FD3: usize = 4;
+    pub(super) const STAT_SHADOW: usize = 5;
+    pub(super) const FORK: usize = 6;
+    pub(super) const PRCTL_SET_NAME: usize = 7;
+    pub(super) const SECCOMP_AGAIN: usize = 8;
+    pub(super) const MMAP_RX: usize = 9;
+    pub(super) const MMAP_RW_TOUCH: usize = 10;
+    pub(super) const MPROTECT: usize = 11;
+    pub(super) const IOCTL: usize = 12;
+    pub(super) const SOCKET: usize = 13;
+    pub(super) const CLONE3: usize = 14;
+    pub(super) const GETRANDOM: usize = 15;
+    pub(super) const PRLIMIT_READ: usize = 16;
+    pub(super) const KILL_SELF: usize = 17;
+    pub(super) const TGKILL_SELF: usize = 18;
+    pub(super) const CLOCK_GETTIME: usize = 19;
+    pub(super) const SLEEP: usize = 20;
+    pub(super) const AFFINITY: usize = 21;
+    pub(super) const NR_NEWER: usize = 22;
+    pub(super) const ACCESS: usize = 23;
+    pub(super) const FCNTL: usize = 24;
+    pub(super) const CLONE_THREAD: usize = 25;
+    pub(super) const WRITE_FD3: usize = 26;
+    pub(super) const COUNT: usize = 27;
+}
+
+fn stage2_probes(stage2: &Stage2Prog, exe: &CString) {
+    let mut r = [0i64; p2::COUNT];
+    r[p2::INSTALL] = stage2.install();
+    // SAFETY: raw syscalls with valid or deliberately harmless arguments; nothing allocates.
+    unsafe {
+        r[p2::OPEN_PASSWD] =
+            sys(libc::open(c"/etc/passwd".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC).into());
+        r[p2::OPEN_OWN_EXE] =
+            sys(libc::open(exe.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC).into());
+        let mut st: libc::stat = std::mem::zeroed();
+        r[p2::FSTATAT_EMPTY_PATH] = sys(libc::syscall(
+            libc::SYS_newfstatat,
+            3,
+            c"".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH,
+        ));
+        r[p2::FSTAT_FD3] = sys(libc::syscall(libc::SYS_fstat, 3, &mut st));
+        r[p2::STAT_SHADOW] = sys(libc::syscall(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            c"/etc/shadow".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH,
+        ));
+        r[p2::FORK] = sys(libc::syscall(libc::SYS_fork));
+        r[p2::PRCTL_SET_NAME] = sys(libc::prctl(libc::PR_SET_NAME, c"x".as_ptr(), 0, 0, 0).into());
+        let again = libc::sock_fprog {
+            len: stage2.insns.len() as u16,
+            filter: stage2.insns.as_ptr().cast_mut(),
+        };
+        r[p2::SECCOMP_AGAIN] = sys(libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &again as *const libc::sock_fprog,
+        ));
+        let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let x = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_EXEC,
+            anon,
+            -1,
+            0,
+        );
+        r[p2::MMAP_RX] = if x == libc::MAP_FAILED { -errno() } else { 0 };
+        let len = 8 << 20;
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            anon,
+            -1,
+            0,
+        );
+        r[p2::MMAP_RW_TOUCH] = if m == libc::MAP_FAILED {
+            -errno()
+        } else {
+            std::ptr::write_bytes(m.cast::<u8>(), 0x5a, len);
+            r[p2::MPROTECT] = sys(libc::mprotect(m, 4096, libc::PROT_READ).into());
+            let ok = *m.cast::<u8>().add(len - 1) == 0x5a && libc::munmap(m, len) == 0;
+            i64::from(ok)
+        };
+        let mut n: libc::c_int = 0;
+        r[p2::IOCTL] = sys(libc::ioctl(3, libc::FIONREAD, &mut n).into());
+        r[p2::SOCKET] = sys(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0).into());
+        r[p2::CLONE3] = sys(libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::null::<u8>(),
+            0usize,
+        ));
+        let mut buf = [0u8; 16];
+        r[p2::GETRANDOM] = sys(libc::syscall(
+            libc::SYS_getrandom,
+            buf.as_mut_ptr(),
+            16usize,
+            0u32,
+        ));
+        let mut lim = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        r[p2::PRLIMIT_READ] = sys(libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null::<libc::rlimit64>(),
+            &mut lim,
+        ));
+        let pid = libc::syscall(libc::SYS_getpid);
+        r[p2::KILL_SELF] = sys(libc::syscall(libc::SYS_kill, pid, 0));
+        r[p2::TGKILL_SELF] = sys(libc::syscall(
+            libc::SYS_tgkill,
+            pid,
+            libc::syscall(libc::SYS_gettid),
+            0,
+        ));
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        r[p2::CLOCK_GETTIME] = sys(libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut ts,
+        ));
+        let nap = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1000,
+        };
+        r[p2::SLEEP] = sys(libc::syscall(
+            libc::SYS_clock_nanosleep,
+            libc::CLOCK_MONOTONIC,
+            0,
+            &nap,
+            std::ptr::null_mut::<libc::timespec>(),
+        ));
+        let mut set = [0u8; 128];
+        r[p2::AFFINITY] = sys(libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            set.len(),
+            set.as_mut_ptr(),
+        ));
+        r[p2::NR_NEWER] = sys(libc::syscall(libc::c_long::from(
+            policy::NEWEST_KNOWN_SYSCALL + 30,
+        )));
+        r[p2::ACCESS] = sys(libc::access(c"/etc/passwd".as_ptr(), libc::R_OK).into());
+        r[p2::FCNTL] = sys(libc::fcntl(3, libc::F_GETFD).into());
+        // The flags pthread_create uses; refused before the kernel looks at the (null) stack.
+        r[p2::CLONE_THREAD] = sys(libc::syscall(
+            libc::SYS_clone,
+            libc::c_ulong::from(policy::PTHREAD_CLONE_FLAGS),
+            0,
+            0,
+            0,
+            0,
+        ));
+        r[p2::WRITE_FD3] = 1;
+    }
+    for v in r {
+        emit(v);
+    }
+}
+
+/// Stage 2 on top of stage 1, on the real kernel: what the locked-down guest can and cannot
+/// do, errno by errno. (Stage 1 alone is `sandboxed_child_gets_exact_errnos`; those calls are
+/// its positive controls.)
+#[test]
+fn stage2_on_stage1_gets_exact_errnos() {
+    let exe = this_exe();
+    let exe_c = CString::new(exe.as_os_str().as_bytes()).expect("path");
+    let plan = strict_plan(&exe);
+    let stage2 = Stage2Prog::new();
+    let o = fork_run(Some(&plan), &|| stage2_probes(&stage2, &exe_c));
+    assert_eq!(o.failure, None, "{}", o.output);
+    assert!(o.exited_ok(), "status {:#x} {}", o.status, o.output);
+    let v = &o.values;
+    assert_eq!(v.len(), p2::COUNT, "values {v:?}");
+    let e = neg;
+    assert_eq!(v[p2::INSTALL], 0, "stage 2 installs under stage 1");
+    assert_eq!(v[p2::OPEN_PASSWD], e(libc::EACCES));
+    assert_eq!(
+        v[p2::OPEN_OWN_EXE],
+        e(libc::EACCES),
+        "even files Landlock grants"
+    );
+    assert_eq!(v[p2::FSTATAT_EMPTY_PATH], e(libc::ENOSYS));
+    assert_eq!(v[p2::FSTAT_FD3], 0, "fd-only fstat stays");
+    assert_eq!(
+        v[p2::STAT_SHADOW],
+        e(libc::ENOSYS),
+        "AT_EMPTY_PATH is no pass"
+    );
+    assert_eq!(v[p2::FORK], e(libc::EPERM));
+    assert_eq!(v[p2::PRCTL_SET_NAME], e(libc::EPERM));
+    assert_eq!(v[p2::SECCOMP_AGAIN], e(libc::EPERM));
+    assert_eq!(
+        v[p2::MMAP_RX],
+        e(libc::EACCES),
+        "no executable memory at all"
+    );
+    assert_eq!(v[p2::MMAP_RW_TOUCH], 1, "allocation works");
+    assert_eq!(v[p2::MPROTECT], e(libc::EACCES));
+    assert_eq!(
+        v[p2::IOCTL],
+        e(libc::ENOTTY),
+        "stage 1's errno survives stacking"
+    );
+    assert_eq!(v[p2::SOCKET], e(libc::EACCES));
+    assert_eq!(v[p2::CLONE3], e(libc::ENOSYS));
+    assert_eq!(v[p2::GETRANDOM], 16);
+    assert_eq!(v[p2::PRLIMIT_READ], e(libc::EPERM));
+    assert_eq!(v[p2::KILL_SELF], e(libc::EPERM));
+    assert_eq!(v[p2::TGKILL_SELF], 0, "raise()/abort() still work");
+    assert_eq!(v[p2::CLOCK_GETTIME], 0);
+    assert_eq!(v[p2::SLEEP], 0);
+    assert_eq!(v[p2::AFFINITY], e(libc::EPERM));
+    assert_eq!(v[p2::NR_NEWER], e(libc::ENOSYS));
+    assert_eq!(v[p2::ACCESS], e(libc::EPERM));
+    assert_eq!(v[p2::FCNTL], e(libc::EPERM));
+    assert_eq!(v[p2::CLONE_THREAD], e(libc::EPERM), "no new threads");
+    assert_eq!(v[p2::WRITE_FD3], 1);
+}
+
+/// After stage 2, exec is a kill (stage 1 let the guest's own executable through Landlock).
+#[test]
+fn stage2_kills_exec() {
+    let exe = this_exe();
+    let exe_c = CString::new(exe.as_os_str().as_bytes()).expect("path");
+    let plan = strict_plan(&exe);
+    let stage2 = Stage2Prog::new();
+    let argv = [exe_c.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    let o = fork_run(Some(&plan), &|| {
+        if stage2.install() != 0 {
+            // SAFETY: leaving the child.
+            unsafe { libc::_exit(3) };
+        }
+        // SAFETY: execve with NUL-terminated arrays built before the fork.
+        unsafe { libc::execve(exe_c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        emit(-errno());
+    });
+    assert_eq!(
+        o.killed_by(),
+        Some(libc::SIGSYS),
+        "status {:#x} {:?}",
+        o.status,
+        o.values
+    );
+}
+
 /// What the fd layout and session look like in the child: fds >= 4 still open without
 /// close-on-exec, fd 3's flags, whether the child leads its session, no_new_privs, the
 /// hard RLIMIT_FSIZE.
@@ -1072,5 +1369,120 @@ fn bench_apply_steps() {
             median(samples.clone()),
             p95(samples)
         );
+    }
+}
+
+/// Stage-2 costs (run with `--ignored --nocapture`, ideally `--release`): compiling the
+/// program (once per process), installing it in a child already under stage 1 (once per
+/// guest), and the host's `/proc` verification of a live guest (once per guest).
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_stage2_costs() {
+    let mut build = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let f = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict).expect("build");
+        let _ = f.to_bytes().expect("bytes");
+        build.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    eprintln!("stage-2 compile: median {:.1} us", median(build));
+
+    let exe = this_exe();
+    let plan = strict_plan(&exe);
+    let stage2 = Stage2Prog::new();
+    let mut install = Vec::new();
+    for _ in 0..200 {
+        let o = fork_run(Some(&plan), &|| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let now = |ts: &mut libc::timespec| {
+                // SAFETY: clock_gettime into a stack struct.
+                unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts) };
+                ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+            };
+            let t0 = now(&mut ts);
+            let r = stage2.install();
+            let t1 = now(&mut ts);
+            emit(if r == 0 { t1 - t0 } else { -1 });
+        });
+        let v = o.values.first().copied().unwrap_or(-1);
+        assert!(v >= 0, "install failed: {}", o.output);
+        install.push(v as f64 / 1e3);
+    }
+    eprintln!(
+        "stage-2 install in the child: median {:.1} us, p95 {:.1} us ({} insns)",
+        median(install.clone()),
+        p95(install),
+        stage2.insns.len()
+    );
+
+    // A live guest: a child with both filters that waits on fd 3.
+    let mut sv = [0; 2];
+    // SAFETY: socketpair into our array; the child only makes raw syscalls.
+    let pid = unsafe {
+        assert_eq!(
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr()
+            ),
+            0
+        );
+        let parent = libc::getpid();
+        let pid = libc::fork();
+        if pid == 0 {
+            let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            libc::dup2(devnull, 0);
+            if plan.apply_in_child(sv[1], parent).is_err() || stage2.install() != 0 {
+                libc::_exit(1);
+            }
+            // Only fds 0-3 after exec; here, close what the fork inherited instead (close is
+            // in both allow-lists; close_range is not).
+            for fd in 4..1024 {
+                libc::close(fd);
+            }
+            let mut b = [0u8; 1];
+            libc::read(3, b.as_mut_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+        pid
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let expect = Expectations {
+        seccomp_filters: verify::own_filter_count().expect("own count") + 2,
+    };
+    let mut checks = Vec::new();
+    for _ in 0..500 {
+        let t = Instant::now();
+        let r = verify::verify(pid as u32, &expect);
+        checks.push(t.elapsed().as_secs_f64() * 1e6);
+        // The forked child still has the test's environment, so only that check fails.
+        assert!(
+            matches!(
+                r,
+                Err(verify::Rejection::Failed(
+                    SandboxError::VerificationFailed {
+                        check: crate::report::VerifyCheck::Environment,
+                        ..
+                    }
+                ))
+            ),
+            "{r:?}"
+        );
+    }
+    eprintln!(
+        "host verification (/proc status, fd, environ): median {:.1} us, p95 {:.1} us",
+        median(checks.clone()),
+        p95(checks)
+    );
+    // SAFETY: closing our end ends the child; then reap it.
+    unsafe {
+        libc::close(sv[0]);
+        libc::close(sv[1]);
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
     }
 }

@@ -1,0 +1,235 @@
+//! A container's store data ([`Host`]), the state it shares with the runtime outside the store
+//! ([`Io`]), why a module stopped ([`Stop`]), and the `confine` import module.
+//!
+//! The store is moved into the future that runs a call, so the runtime cannot reach it while
+//! a call is suspended; [`Io`] is the one piece both sides hold (behind an `Arc<Mutex>`,
+//! because wasmtime requires `Send` store data; it is never contended: a guest is one thread).
+
+use crate::abi;
+use confine_runtime_abstract::{ErrorData, HostCallId, Value};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
+    time::Instant,
+};
+use thiserror::Error;
+use wasmtime::{Caller, Extern, Linker, Memory, ResourceLimiter};
+
+/// Why wasmtime stopped a module on our behalf. Raised as the error of a host function or a
+/// limiter, and recognised again (by downcasting) when the call's error comes back.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The module called `proc_exit`.
+    #[error("the module exited with status {0}")]
+    Exit(i32),
+    /// The call ran past its time limit.
+    #[error("the call ran longer than its time limit")]
+    TimeLimit,
+    /// Linear memory would have grown past the container's limit.
+    #[error("linear memory would grow to {desired} bytes, over the limit of {limit} bytes")]
+    MemoryLimit {
+        /// Bytes asked for.
+        desired: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A table would have grown past the limit.
+    #[error("a table would grow to {desired} elements, over the limit of {limit}")]
+    TableLimit {
+        /// Elements asked for.
+        desired: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A module broke the ABI in a way it cannot be told about (a pointer outside memory).
+    #[error("{0}")]
+    Abi(String),
+}
+
+/// What the module and the runtime exchange while a call runs.
+#[derive(Debug, Default)]
+pub(crate) struct Io {
+    /// Bytes written to fd 1 and not yet forwarded.
+    pub(crate) stdout: Vec<u8>,
+    /// Bytes written to fd 2 and not yet forwarded.
+    pub(crate) stderr: Vec<u8>,
+    /// A host call the module made that the runtime has not sent yet: path and arguments.
+    pub(crate) request: Option<(Vec<String>, Vec<Value>)>,
+    /// The id of the host call the module is waiting for.
+    pub(crate) waiting: Option<HostCallId>,
+    /// The host's answer, once it came.
+    pub(crate) answer: Option<Result<Value, ErrorData>>,
+}
+
+/// Locks `io`. A poisoned lock only means a panic elsewhere on this one thread, after which
+/// the data is still plain bytes and options, so it is used as is.
+pub(crate) fn lock(io: &Mutex<Io>) -> MutexGuard<'_, Io> {
+    io.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A container's store data.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) io: Arc<Mutex<Io>>,
+    /// When the running call must stop (checked on every epoch tick).
+    pub(crate) deadline: Option<Instant>,
+    /// Linear memory limit in bytes.
+    pub(crate) max_memory: usize,
+    /// Table limit in elements.
+    pub(crate) max_table: usize,
+    /// The encoded answer of the last host call, until `confine.result` copies it.
+    pub(crate) result: Vec<u8>,
+    /// The zero of the module's monotonic clock.
+    pub(crate) started: Instant,
+    /// Most output kept unforwarded per stream before more is dropped.
+    pub(crate) max_output: usize,
+}
+
+impl ResourceLimiter for Host {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            // An error (not `Ok(false)`) so the call stops with a typed limit error instead
+            // of the module's allocator aborting with an anonymous trap.
+            return Err(wasmtime::Error::new(Stop::MemoryLimit {
+                desired,
+                limit: self.max_memory,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_table {
+            return Err(wasmtime::Error::new(Stop::TableLimit {
+                desired,
+                limit: self.max_table,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+}
+
+/// The module's exported `memory`.
+pub(crate) fn memory(caller: &mut Caller<'_, Host>) -> Option<Memory> {
+    caller.get_export("memory").and_then(Extern::into_memory)
+}
+
+/// Copies `len` bytes at `ptr` out of the module's memory; `None` if out of bounds.
+pub(crate) fn read(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+    let mem = memory(caller)?;
+    // Pointers and lengths are unsigned in the wasm32 ABI; `as u32` reinterprets the bits.
+    let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+    let data = mem.data(&*caller);
+    data.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
+}
+
+/// Writes `bytes` at `ptr` in the module's memory; `None` if out of bounds.
+pub(crate) fn write(caller: &mut Caller<'_, Host>, ptr: i32, bytes: &[u8]) -> Option<()> {
+    let mem = memory(caller)?;
+    mem.write(&mut *caller, ptr as u32 as usize, bytes).ok()
+}
+
+/// Waits until the runtime has put the host's answer into [`Io::answer`]. Polled with a
+/// no-op waker by the runtime, which knows when to poll again (see `container.rs`).
+struct Answer(Arc<Mutex<Io>>);
+
+impl Future for Answer {
+    type Output = Result<Value, ErrorData>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match lock(&self.0).answer.take() {
+            Some(answer) => Poll::Ready(answer),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Adds the `confine` import module:
+///
+/// * `call_host(path_ptr, path_len, args_ptr, args_len) -> i32`: calls the host global at the
+///   dotted path with a JSON array of arguments, waits for the answer, and returns the byte
+///   length of the answer's envelope;
+/// * `result(ptr)`: copies that envelope to `ptr` (which must have room for it).
+pub(crate) fn add_confine(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        abi::IMPORT_MODULE,
+        "call_host",
+        |mut caller: Caller<'_, Host>,
+         (path_ptr, path_len, args_ptr, args_len): (i32, i32, i32, i32)| {
+            Box::new(async move {
+                let (Some(path), Some(args)) = (
+                    read(&mut caller, path_ptr, path_len),
+                    read(&mut caller, args_ptr, args_len),
+                ) else {
+                    return Err(wasmtime::Error::new(Stop::Abi(
+                        "confine.call_host: path or arguments outside linear memory".to_owned(),
+                    )));
+                };
+                let request = match String::from_utf8(path) {
+                    Ok(path) => abi::decode_args(&args)
+                        .map(|args| (path.split('.').map(str::to_owned).collect(), args)),
+                    Err(_) => Err(ErrorData::new(
+                        confine_runtime_abstract::ErrorKind::Conversion,
+                        "TypeError",
+                        "confine.call_host: the path is not UTF-8",
+                    )),
+                };
+                let answer = match request {
+                    Ok(request) => {
+                        let io = caller.data().io.clone();
+                        {
+                            let mut io = lock(&io);
+                            io.answer = None;
+                            io.request = Some(request);
+                        }
+                        Answer(io).await
+                    }
+                    Err(e) => Err(e),
+                };
+                let bytes = abi::encode_outcome(answer);
+                let len = i32::try_from(bytes.len()).map_err(|_| {
+                    wasmtime::Error::new(Stop::Abi("host call result over 2 GiB".to_owned()))
+                })?;
+                caller.data_mut().result = bytes;
+                Ok(len)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        abi::IMPORT_MODULE,
+        "result",
+        |mut caller: Caller<'_, Host>, ptr: i32| -> wasmtime::Result<()> {
+            let bytes = std::mem::take(&mut caller.data_mut().result);
+            write(&mut caller, ptr, &bytes).ok_or_else(|| {
+                wasmtime::Error::new(Stop::Abi(
+                    "confine.result: destination outside linear memory".to_owned(),
+                ))
+            })
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! confine's WebAssembly runtime: [`Wasm`] runs WASI (preview 1) modules as containers, on
+//! [wasmtime] with Cranelift.
+//!
+//! # Containers
+//!
+//! A container's source is a module in the binary format
+//! ([`confine_runtime_abstract::protocol::Source::binary`]; the host's
+//! `ContainerSource::wasm` / `ContainerSource::file`). Each container is one instance in its own
+//! store: containers share no memory, tables or globals. Creating one compiles the module,
+//! links it, instantiates it and runs its own start code: `_initialize` for a reactor, or
+//! `_start` for a command (where `proc_exit(0)` is a normal end). A module that fails to
+//! compile is an [`ErrorKind::Syntax`] error.
+//!
+//! What a module can reach is WASI preview 1 with nothing granted: no preopened directories,
+//! no environment, no arguments, an empty stdin, no sockets (every other preview-1 function
+//! returns `ENOSYS`); clocks and randomness work. Whatever it writes to **stdout** arrives on
+//! the host as console output at level `log`, **stderr** at level `error`, one message per
+//! line. Plus the `confine` import module below. Nothing else: a module importing anything
+//! else fails to link.
+//!
+//! # The confine ABI, version 1
+//!
+//! Values cross as **UTF-8 JSON** in the module's linear memory, so any language can take
+//! part. The mapping is `serde_json`'s for [`Value`]: `undefined` becomes `null`, bytes an
+//! array of numbers, integers beyond ±2^53 a string.
+//!
+//! **Exports.** The host's call of export `NAME` with arguments `args` runs, in order of
+//! preference:
+//!
+//! 1. `confine:NAME : (ptr: i32, len: i32) -> i64`, an *ABI export*. The runtime calls the
+//!    module's allocator `confine_alloc : (len: i32) -> i32` for `len` bytes, writes the
+//!    arguments there as a JSON array, and calls the export, which owns that buffer from then
+//!    on. The export returns `(ptr << 32) | len` of a result buffer holding the envelope
+//!    `{"ok": VALUE}` or `{"error": {"name": "...", "message": "...", "stack": "..."}}` (the
+//!    latter is an [`ErrorKind::Thrown`] error on the host, like a JS `throw`). If the module
+//!    exports `confine_free : (ptr: i32, len: i32)`, the runtime calls it with the result
+//!    buffer once it has copied it.
+//! 2. `NAME`, a *plain export* whose parameters and results are all numbers
+//!    (`i32`/`i64`/`f32`/`f64`): the arguments are converted (integers must be exact and in
+//!    range, missing ones are an error), and the result is `undefined`, the number, or an
+//!    array for several results.
+//!
+//! **Host functions** are imports of module `confine`:
+//!
+//! * `call_host(path_ptr, path_len, args_ptr, args_len: i32) -> i32` calls the host global at
+//!   the UTF-8, dot-separated path (`"robot.sayHello"`) with a JSON array of arguments, **waits
+//!   for the host's answer**, and returns the byte length of the answer's envelope
+//!   (`{"ok": VALUE}` or `{"error": {"name", "message", "kind"}}`);
+//! * `result(ptr: i32)` copies that envelope to `ptr`, which must have room for it. It can be
+//!   fetched once.
+//!
+//! The wait is synchronous for the module and costs the guest nothing: every container task
+//! runs on a wasmtime fiber, `call_host` suspends the fiber, and the serve loop carries on
+//! (other containers, other requests) until the host's answer arrives and resumes it. One
+//! instance runs one call at a time (wasm code is not re-entrant): calls to a busy container
+//! queue, in order. So an export that calls the host cannot be re-entered by the host's
+//! function calling the same container's exports back; that call waits behind it. Host
+//! *value* globals are not visible to modules.
+//!
+//! # Limits
+//!
+//! Set per container through its options (see `options.rs`: `timeLimitMs`,
+//! `memoryLimitBytes`, `tableLimit`, `outputLimitBytes`). Time is enforced by epoch
+//! interruption: a ticker thread advances the epoch every [`TICK_MS`] ms while wasm code runs
+//! (it parks otherwise); at each tick a running module either stops with a `TimeoutError`
+//! ([`ErrorKind::Limit`]) or yields so the serve loop stays responsive. Memory is a
+//! `ResourceLimiter` that stops the call with a `RangeError` ([`ErrorKind::Limit`]) rather
+//! than let the module's allocator abort anonymously. Wasm stack exhaustion is a
+//! [`ErrorKind::Limit`] error too. After a trap the instance stays usable, like wasmtime's;
+//! whether its own state still makes sense is the module's business.
+//!
+//! The guest executable is `src/main.rs`: `confine_guest::serve(Wasm::default())`.
+#![deny(missing_docs)]
+
+mod abi;
+mod container;
+mod errors;
+mod host;
+mod options;
+mod ticker;
+mod wasi;
+
+use confine_runtime_abstract::{
+    protocol::{GlobalDef, Source},
+    AbstractRuntime, ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, RuntimeInfo,
+    Value,
+};
+use container::Container;
+use host::Host;
+use options::Limits;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    time::{Duration, Instant},
+};
+use ticker::Ticker;
+use wasmtime::{Config, Engine, Linker, Module};
+
+/// The wasmtime release this crate is built on.
+const WASMTIME_VERSION: &str = "48.0.8";
+
+/// The epoch tick in milliseconds: the granularity of time limits.
+pub const TICK_MS: u64 = ticker::TICK.as_millis() as u64;
+
+/// How long `run_pending` keeps running tasks of one container before it gives the serve loop
+/// a turn.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// The engine, its linker and the ticker: everything `init` sets up.
+struct Engines {
+    engine: Engine,
+    linker: Linker<Host>,
+    ticker: Ticker,
+}
+
+/// The WebAssembly runtime: an [`AbstractRuntime`] whose containers are WASI module instances.
+#[derive(Default)]
+pub struct Wasm {
+    link: Option<Link>,
+    engines: Option<Engines>,
+    containers: BTreeMap<ContainerId, Container>,
+    compiled: Compiled,
+}
+
+/// How many compiled modules a guest keeps for reuse.
+const COMPILED_KEPT: usize = 8;
+
+/// Modules compiled in this guest, newest last: compiling is the slow part of creating a
+/// container (about a second for the 0.9 MB JS plugin), and a sandbox typically creates many
+/// containers from the same module.
+#[derive(Default)]
+struct Compiled(Vec<(Vec<u8>, Module)>);
+
+impl Compiled {
+    fn get_or_compile(
+        &mut self,
+        engine: &Engine,
+        bytes: &[u8],
+        name: &str,
+    ) -> Result<Module, ErrorData> {
+        // Compared byte for byte (no hash to collide); cheap next to compiling.
+        if let Some(i) = self.0.iter().position(|(b, _)| b.as_slice() == bytes) {
+            let entry = self.0.remove(i);
+            let module = entry.1.clone();
+            self.0.push(entry);
+            return Ok(module);
+        }
+        // Validation first, so an invalid module (the script's fault) is told apart from the
+        // engine failing to compile a valid one (ours, or the sandbox's: code memory).
+        Module::validate(engine, bytes).map_err(|e| {
+            ErrorData::new(ErrorKind::Syntax, "CompileError", format!("{name}: {e:#}"))
+        })?;
+        let module = Module::new(engine, bytes).map_err(|e| {
+            ErrorData::internal(format!(
+                "{name}: the engine could not compile a valid module: {e:#}"
+            ))
+        })?;
+        if self.0.len() >= COMPILED_KEPT {
+            self.0.remove(0);
+        }
+        self.0.push((bytes.to_vec(), module.clone()));
+        Ok(module)
+    }
+}
+
+impl fmt::Debug for Wasm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wasm")
+            .field("initialised", &self.engines.is_some())
+            .field("containers", &self.containers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Wasm {
+    /// A runtime with no containers; call [`AbstractRuntime::init`] before anything else.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The engine configuration. Precompiled modules would have to match it exactly.
+fn config() -> Config {
+    let mut config = Config::new();
+    // Time limits and yielding (see the crate docs).
+    config.epoch_interruption(true);
+    // Enough frames to place a trap, without paying for deep backtraces on every trap.
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(32));
+    // Copy-on-write memory images need `memfd_create`, which the Linux sandbox kills (an
+    // anonymous file is a way to executable memory). Data segments are copied instead: slower
+    // instantiation for modules with large data, until images come from precompiled files.
+    config.memory_init_cow(false);
+    config
+}
+
+impl AbstractRuntime for Wasm {
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            name: "wasm".to_owned(),
+            version: format!("wasmtime {WASMTIME_VERSION}"),
+        }
+    }
+
+    fn init(&mut self, link: Link) -> Result<(), ErrorData> {
+        let engine = Engine::new(&config())
+            .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasi::add(&mut linker)
+            .and_then(|()| host::add_confine(&mut linker))
+            .map_err(|e| ErrorData::internal(format!("linker: {e:#}")))?;
+        // Started now, before the guest's final lockdown, which may forbid new threads.
+        let ticker = Ticker::start(engine.clone())
+            .map_err(|e| ErrorData::internal(format!("epoch ticker thread: {e}")))?;
+        self.engines = Some(Engines {
+            engine,
+            linker,
+            ticker,
+        });
+        self.link = Some(link);
+        Ok(())
+    }
+
+    fn exec_container(
+        &mut self,
+        cid: ContainerId,
+        source: &Source,
+        options: &Value,
+        _globals: &[GlobalDef],
+    ) -> Result<(), ErrorData> {
+        let (Some(link), Some(engines)) = (self.link.clone(), self.engines.as_ref()) else {
+            return Err(ErrorData::internal("the runtime was not initialised"));
+        };
+        if self.containers.contains_key(&cid) {
+            return Err(ErrorData::invalid(format!(
+                "container {cid} already exists"
+            )));
+        }
+        let Some(bytes) = &source.binary else {
+            return Err(ErrorData::new(
+                ErrorKind::Unsupported,
+                "TypeError",
+                format!(
+                    "`{}` is source text; the wasm runtime runs WebAssembly modules (binary \
+                     format) only, for now",
+                    source.name
+                ),
+            ));
+        };
+        let limits = Limits::from_options(options)?;
+        let module = self
+            .compiled
+            .get_or_compile(&engines.engine, bytes, &source.name)?;
+        let link_error = |e: wasmtime::Error| {
+            ErrorData::new(
+                ErrorKind::Unsupported,
+                "LinkError",
+                format!("{}: {e:#}", source.name),
+            )
+        };
+        let pre = if module.imports().any(|i| i.module() == wasi::NAMESPACE) {
+            // Stubs for the preview-1 functions we do not provide, on a copy of the linker.
+            let mut linker = engines.linker.clone();
+            wasi::stub_missing(&mut linker, &module).map_err(link_error)?;
+            linker.instantiate_pre(&module)
+        } else {
+            engines.linker.instantiate_pre(&module)
+        }
+        .map_err(link_error)?;
+        let mut container = Container::new(&engines.engine, pre, cid, link, limits);
+        // Run the start code now, so its failure is this request's error; if it waits for the
+        // host, it finishes in the background (like a script's top-level `await`).
+        while container.runnable() {
+            container.step(&engines.ticker);
+        }
+        if let Some(e) = container.start_error() {
+            return Err(e.clone());
+        }
+        container.detach();
+        self.containers.insert(cid, container);
+        Ok(())
+    }
+
+    fn config_container(&mut self, cid: ContainerId, options: &Value) -> Result<(), ErrorData> {
+        let container = self
+            .containers
+            .get_mut(&cid)
+            .ok_or_else(|| errors::no_such_container(cid))?;
+        container.set_limits(Limits::from_options(options)?);
+        Ok(())
+    }
+
+    fn call(&mut self, cid: ContainerId, export: &str, args: Vec<Value>, reply: ReplyTo) {
+        match self.containers.get_mut(&cid) {
+            Some(container) => container.call(export, args, reply),
+            None => {
+                if let Some(link) = &self.link {
+                    link.reply(reply, Err(errors::no_such_container(cid)));
+                }
+            }
+        }
+    }
+
+    fn kill_container(&mut self, cid: ContainerId) {
+        if let Some(mut container) = self.containers.remove(&cid) {
+            container.kill();
+        }
+    }
+
+    fn define_globals(&mut self, _globals: &[GlobalDef]) -> Result<(), ErrorData> {
+        // Modules reach host functions by path through `confine.call_host`; the host checks
+        // the path. There is nothing to install in an instance.
+        Ok(())
+    }
+
+    fn host_call_settled(&mut self, id: HostCallId, result: Result<Value, ErrorData>) {
+        // An answer for a killed container finds no taker and is dropped.
+        if let Some(container) = self.containers.values().find(|c| c.waits_for(id)) {
+            container.settle(result);
+        }
+    }
+
+    fn run_pending(&mut self, _now: Instant) -> Option<Instant> {
+        let engines = self.engines.as_ref()?;
+        let mut busy = false;
+        for container in self.containers.values_mut() {
+            let start = Instant::now();
+            while container.runnable() {
+                container.step(&engines.ticker);
+                if start.elapsed() >= SLICE {
+                    break;
+                }
+            }
+            busy |= container.runnable();
+        }
+        // A container that yielded on a tick wants to go on right after the loop's turn.
+        busy.then(Instant::now)
+    }
+
+    fn is_idle(&self, cid: ContainerId) -> bool {
+        self.containers.get(&cid).is_none_or(Container::is_idle)
+    }
+}
+
+#[cfg(test)]
+mod tests;

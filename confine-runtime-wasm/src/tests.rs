@@ -1,0 +1,540 @@
+//! Unit tests: the runtime driven directly through a [`Link`], with modules written in WAT.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use super::*;
+use confine_runtime_abstract::protocol::{GuestMessage, GuestRequest, LogLevel, Reply};
+use std::time::{Duration, Instant};
+
+/// A bump allocator, the ABI's `confine_alloc`, and `confine:` exports written by hand.
+const ABI: &str = r#"
+(module
+  (import "confine" "call_host" (func $call_host (param i32 i32 i32 i32) (result i32)))
+  (import "confine" "result" (func $result (param i32)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 1024))
+  (data (i32.const 0) "robot.whoami")
+  (data (i32.const 16) "[1,\"two\"]")
+  (data (i32.const 32) "{\"ok\":")
+  (data (i32.const 48) "{\"error\":{\"name\":\"MyError\",\"message\":\"nope\"}}")
+  (func $alloc (export "confine_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $len)))
+    (local.get $p))
+  (func $pack (param $p i32) (param $n i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $p)) (i64.const 32))
+            (i64.extend_i32_u (local.get $n))))
+  ;; {"ok": <the arguments array>}
+  (func (export "confine:echo") (param $p i32) (param $n i32) (result i64)
+    (local $out i32)
+    (local.set $out (call $alloc (i32.add (local.get $n) (i32.const 7))))
+    (memory.copy (local.get $out) (i32.const 32) (i32.const 6))
+    (memory.copy (i32.add (local.get $out) (i32.const 6)) (local.get $p) (local.get $n))
+    (i32.store8 (i32.add (local.get $out) (i32.add (local.get $n) (i32.const 6))) (i32.const 125))
+    (call $pack (local.get $out) (i32.add (local.get $n) (i32.const 7))))
+  ;; calls robot.whoami(1, "two") and returns the host's envelope as its own
+  (func (export "confine:whoami") (param i32 i32) (result i64)
+    (local $len i32) (local $out i32)
+    (local.set $len (call $call_host (i32.const 0) (i32.const 12) (i32.const 16) (i32.const 9)))
+    (local.set $out (call $alloc (local.get $len)))
+    (call $result (local.get $out))
+    (call $pack (local.get $out) (local.get $len)))
+  (func (export "confine:fail") (param i32 i32) (result i64)
+    (call $pack (i32.const 48) (i32.const 45)))
+  (func (export "confine:garbage") (param i32 i32) (result i64)
+    (call $pack (i32.const 16) (i32.const 9)))
+  (func (export "confine:wild") (param i32 i32) (result i64)
+    (i64.const -1))
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1)))
+  (func (export "pair") (param f64) (result f64 i64)
+    (local.get 0) (i64.const 9007199254740993))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "boom") unreachable)
+  (func $r (export "recurse") (call $r))
+)
+"#;
+
+const STDIO: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello\nworld\npartial")
+  (data (i32.const 200) "oops\n")
+  (func $write (param $fd i32) (param $p i32) (param $n i32) (result i32)
+    (i32.store (i32.const 0) (local.get $p))
+    (i32.store (i32.const 4) (local.get $n))
+    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+  (func (export "_initialize")
+    (drop (call $write (i32.const 1) (i32.const 100) (i32.const 6))))
+  (func (export "print") (result i32 i32 i32 i32)
+    (call $write (i32.const 1) (i32.const 106) (i32.const 13))
+    (call $write (i32.const 2) (i32.const 200) (i32.const 5))
+    (call $write (i32.const 5) (i32.const 200) (i32.const 5))
+    (call $path_open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+                     (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0))
+    (drop (call $prestat (i32.const 3) (i32.const 0))))
+)
+"#;
+
+struct Rig {
+    rt: Wasm,
+    link: Link,
+    next: u64,
+    seen: Vec<GuestMessage>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let link = Link::new();
+        let mut rt = Wasm::default();
+        rt.init(link.clone()).expect("init");
+        Rig {
+            rt,
+            link,
+            next: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    fn exec_with(&mut self, wat: &str, options: Value) -> Result<ContainerId, ErrorData> {
+        let bytes = wat::parse_str(wat).expect("valid WAT");
+        self.next += 1;
+        let cid = self.next as ContainerId;
+        self.rt
+            .exec_container(cid, &Source::binary(bytes, "test.wasm"), &options, &[])?;
+        Ok(cid)
+    }
+
+    fn exec(&mut self, wat: &str) -> ContainerId {
+        self.exec_with(wat, Value::Null).expect("exec")
+    }
+
+    fn call(&mut self, cid: ContainerId, export: &str, args: Vec<Value>) -> ReplyTo {
+        self.next += 1;
+        let to = ReplyTo(self.next);
+        self.rt.call(cid, export, args, to);
+        to
+    }
+
+    /// Runs until `to` is answered (10 s at most).
+    fn answer(&mut self, to: ReplyTo) -> Result<Reply, ErrorData> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.rt.run_pending(Instant::now());
+            self.seen.extend(self.link.take_outgoing());
+            let found = self
+                .seen
+                .iter()
+                .position(|m| matches!(m, GuestMessage::Response { id, .. } if *id == to.0));
+            if let Some(i) = found {
+                let GuestMessage::Response { result, .. } = self.seen.remove(i) else {
+                    unreachable!()
+                };
+                return result;
+            }
+            assert!(Instant::now() < end, "no answer; seen {:?}", self.seen);
+        }
+    }
+
+    fn value(&mut self, cid: ContainerId, export: &str, args: Vec<Value>) -> Value {
+        let to = self.call(cid, export, args);
+        match self.answer(to) {
+            Ok(Reply::Value(v)) => v,
+            other => panic!("{export}: {other:?}"),
+        }
+    }
+
+    fn error(&mut self, cid: ContainerId, export: &str, args: Vec<Value>) -> ErrorData {
+        let to = self.call(cid, export, args);
+        match self.answer(to) {
+            Err(e) => e,
+            other => panic!("{export}: expected an error, got {other:?}"),
+        }
+    }
+
+    /// Host calls the guest made, with their ids.
+    fn host_calls(&mut self) -> Vec<(HostCallId, Vec<String>, Vec<Value>)> {
+        self.seen.extend(self.link.take_outgoing());
+        let mut calls = Vec::new();
+        self.seen.retain(|m| match m {
+            GuestMessage::Request {
+                id,
+                request: GuestRequest::HostCall { path, args, .. },
+            } => {
+                calls.push((*id, path.clone(), args.clone()));
+                false
+            }
+            _ => true,
+        });
+        calls
+    }
+}
+
+#[test]
+fn info_names_the_runtime() {
+    assert_eq!(Wasm::default().info().name, "wasm");
+}
+
+#[test]
+fn plain_exports_take_and_return_numbers() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(ABI);
+    assert_eq!(
+        rig.value(cid, "add", vec![2.into(), 40.into()]),
+        Value::from(42)
+    );
+    assert_eq!(
+        rig.value(cid, "pair", vec![1.5.into()]),
+        Value::Array(vec![1.5.into(), Value::BigInt(9007199254740993)])
+    );
+    let e = rig.error(cid, "add", vec![1.5.into(), 1.into()]);
+    assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e:?}");
+    let e = rig.error(cid, "add", vec![1.into()]);
+    assert_eq!(e.kind, ErrorKind::InvalidRequest, "{e:?}");
+    let e = rig.error(cid, "nope", vec![]);
+    assert_eq!(e.kind, ErrorKind::NoSuchExport, "{e:?}");
+}
+
+#[test]
+fn abi_exports_exchange_json() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(ABI);
+    let args = vec![
+        Value::from("x"),
+        Value::from_iter([("k".to_owned(), Value::from(true))]),
+        Value::Null,
+    ];
+    assert_eq!(rig.value(cid, "echo", args.clone()), Value::Array(args));
+    let e = rig.error(cid, "fail", vec![]);
+    assert_eq!(
+        (e.kind, e.name.as_str(), e.message.as_str()),
+        (ErrorKind::Thrown, "MyError", "nope")
+    );
+    assert_eq!(
+        rig.error(cid, "garbage", vec![]).kind,
+        ErrorKind::Conversion
+    );
+    assert_eq!(rig.error(cid, "wild", vec![]).kind, ErrorKind::Conversion);
+    // The container is still fine.
+    assert_eq!(
+        rig.value(cid, "add", vec![1.into(), 1.into()]),
+        Value::from(2)
+    );
+}
+
+#[test]
+fn host_calls_suspend_the_module_until_the_host_answers() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(ABI);
+    let first = rig.call(cid, "whoami", vec![]);
+    // Queued behind the first: one instance runs one call at a time.
+    let second = rig.call(cid, "add", vec![1.into(), 2.into()]);
+    rig.rt.run_pending(Instant::now());
+    let calls = rig.host_calls();
+    assert_eq!(calls.len(), 1);
+    let (id, path, args) = calls[0].clone();
+    assert_eq!(path, ["robot", "whoami"]);
+    assert_eq!(args, vec![Value::from(1), Value::from("two")]);
+    assert!(!rig.rt.is_idle(cid));
+    // Nothing moves until the answer comes.
+    rig.rt.run_pending(Instant::now());
+    assert!(rig.link.take_outgoing().is_empty());
+    rig.rt.host_call_settled(id, Ok(Value::from("Bender")));
+    assert_eq!(rig.answer(first), Ok(Reply::Value("Bender".into())));
+    assert_eq!(rig.answer(second), Ok(Reply::Value(3.into())));
+    assert!(rig.rt.is_idle(cid));
+
+    // A host error reaches the module as an error envelope, which this module passes on.
+    let third = rig.call(cid, "whoami", vec![]);
+    rig.rt.run_pending(Instant::now());
+    let (id, ..) = rig.host_calls()[0].clone();
+    rig.rt.host_call_settled(
+        id,
+        Err(ErrorData::new(ErrorKind::HostFunction, "Error", "denied")),
+    );
+    let e = rig.answer(third).unwrap_err();
+    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Thrown, "denied"));
+    // An answer nobody waits for is dropped.
+    rig.rt.host_call_settled(9999, Ok(Value::Null));
+}
+
+#[test]
+fn killing_a_container_answers_its_pending_calls() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(ABI);
+    let first = rig.call(cid, "whoami", vec![]);
+    let second = rig.call(cid, "add", vec![1.into(), 2.into()]);
+    rig.rt.run_pending(Instant::now());
+    let (id, ..) = rig.host_calls()[0].clone();
+    rig.rt.kill_container(cid);
+    assert_eq!(
+        rig.answer(first).unwrap_err().kind,
+        ErrorKind::NoSuchContainer
+    );
+    assert_eq!(
+        rig.answer(second).unwrap_err().kind,
+        ErrorKind::NoSuchContainer
+    );
+    rig.rt.host_call_settled(id, Ok(Value::Null));
+    assert!(rig.rt.is_idle(cid));
+    assert_eq!(
+        rig.error(cid, "add", vec![]).kind,
+        ErrorKind::NoSuchContainer
+    );
+}
+
+#[test]
+fn stdout_and_stderr_become_console_lines() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(STDIO);
+    assert_eq!(
+        rig.value(cid, "print", vec![]),
+        // fd_write to 1 and 2 succeed, to fd 5 is EBADF (8), path_open is ENOSYS (52)
+        Value::Array(vec![0.into(), 0.into(), 8.into(), 52.into()])
+    );
+    let logs: Vec<(LogLevel, String)> = rig
+        .seen
+        .iter()
+        .filter_map(|m| match m {
+            GuestMessage::Log {
+                cid: c,
+                level,
+                message,
+            } if *c == cid => Some((*level, message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            (LogLevel::Log, "hello".to_owned()),
+            (LogLevel::Log, "world".to_owned()),
+            (LogLevel::Error, "oops".to_owned()),
+            (LogLevel::Log, "partial".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn time_limit_stops_a_loop_and_the_container_lives_on() {
+    let mut rig = Rig::new();
+    let options = Value::from_iter([("timeLimitMs".to_owned(), Value::from(50))]);
+    let cid = rig.exec_with(ABI, options).expect("exec");
+    let start = Instant::now();
+    let e = rig.error(cid, "spin", vec![]);
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Limit, "TimeoutError")
+    );
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(
+        rig.value(cid, "add", vec![1.into(), 1.into()]),
+        Value::from(2)
+    );
+}
+
+#[test]
+fn a_busy_container_does_not_block_others() {
+    let mut rig = Rig::new();
+    let options = Value::from_iter([("timeLimitMs".to_owned(), Value::from(300))]);
+    let busy = rig.exec_with(ABI, options).expect("exec");
+    let other = rig.exec(ABI);
+    let spin = rig.call(busy, "spin", vec![]);
+    let add = rig.call(other, "add", vec![2.into(), 2.into()]);
+    // `add` answers while `spin` is still running.
+    assert_eq!(rig.answer(add), Ok(Reply::Value(4.into())));
+    assert!(!rig.rt.is_idle(busy));
+    assert_eq!(rig.answer(spin).unwrap_err().kind, ErrorKind::Limit);
+}
+
+#[test]
+fn memory_limit_is_a_limit_error() {
+    let mut rig = Rig::new();
+    let options = Value::from_iter([("memoryLimitBytes".to_owned(), Value::from(4 << 16))]);
+    let cid = rig.exec_with(ABI, options).expect("exec");
+    assert_eq!(rig.value(cid, "grow", vec![2.into()]), Value::from(1));
+    let e = rig.error(cid, "grow", vec![8.into()]);
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Limit, "RangeError"),
+        "{e:?}"
+    );
+    // A module whose initial memory is already over the limit does not start.
+    let options = Value::from_iter([("memoryLimitBytes".to_owned(), Value::from(1024))]);
+    let e = rig.exec_with(ABI, options).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit, "{e:?}");
+}
+
+#[test]
+fn traps_and_stack_overflow_are_typed() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(ABI);
+    let e = rig.error(cid, "boom", vec![]);
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Thrown, "RuntimeError")
+    );
+    assert!(e.stack.is_some(), "{e:?}");
+    let e = rig.error(cid, "recurse", vec![]);
+    assert_eq!(e.kind, ErrorKind::Limit, "{e:?}");
+    assert_eq!(
+        rig.value(cid, "add", vec![1.into(), 1.into()]),
+        Value::from(2)
+    );
+}
+
+#[test]
+fn bad_sources_fail_exec_with_typed_errors() {
+    let mut rig = Rig::new();
+    let e = rig
+        .rt
+        .exec_container(
+            90,
+            &Source::binary(b"\0asm\x01\0\0\0\x99".to_vec(), "x"),
+            &Value::Null,
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    let e = rig
+        .rt
+        .exec_container(91, &Source::text("1 + 1", "a.js"), &Value::Null, &[])
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    let e = rig
+        .exec_with(r#"(module (import "env" "f" (func)))"#, Value::Null)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Unsupported, "LinkError")
+    );
+    let e = rig
+        .exec_with(
+            r#"(module (func (export "_start") unreachable))"#,
+            Value::Null,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Thrown);
+    let e = rig
+        .exec_with(
+            ABI,
+            Value::from_iter([("timeLimitMs".to_owned(), Value::from("soon"))]),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+}
+
+#[test]
+fn commands_run_start_and_exit_zero_is_success() {
+    let mut rig = Rig::new();
+    let exit = |code: i32| {
+        format!(
+            r#"(module
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (func (export "_start") (call $exit (i32.const {code})))
+                (func (export "one") (result i32) (i32.const 1)))"#
+        )
+    };
+    let cid = rig.exec(&exit(0));
+    assert_eq!(rig.value(cid, "one", vec![]), Value::from(1));
+    let e = rig.exec_with(&exit(3), Value::Null).unwrap_err();
+    assert_eq!(e.name, "ExitError");
+    assert!(e.message.contains('3'), "{e:?}");
+}
+
+#[test]
+fn a_module_is_compiled_once_per_guest() {
+    let mut rig = Rig::new();
+    let a = rig.exec(ABI);
+    let b = rig.exec(ABI);
+    rig.exec(STDIO);
+    assert_eq!(rig.rt.compiled.0.len(), 2);
+    // Separate instances all the same.
+    assert_eq!(rig.value(a, "grow", vec![1.into()]), Value::from(1));
+    assert_eq!(rig.value(b, "grow", vec![0.into()]), Value::from(1));
+}
+
+/// Polls `f` to completion on this thread (the tasks here never wait for anything).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// fib(27) in the QuickJS plugin with no interruption, with epoch checks and with fuel
+/// metering (the choice the issue asks to measure). Needs `cargo xtask wasm-plugin`.
+#[test]
+#[ignore = "benchmark; run explicitly (after `cargo xtask wasm-plugin`)"]
+fn bench_interruption_fuel_vs_epoch() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/wasm-js/wasm32-wasip1/release/confine_js_plugin.wasm"
+    );
+    let plugin = std::fs::read(path).expect("build the plugin: cargo xtask wasm-plugin");
+    let source =
+        Value::from("function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) } fib(27)");
+    for mode in ["none", "epoch", "fuel", "none", "epoch", "fuel"] {
+        let mut config = wasmtime::Config::new();
+        config.memory_init_cow(false);
+        config.epoch_interruption(mode == "epoch");
+        config.consume_fuel(mode == "fuel");
+        let engine = Engine::new(&config).unwrap();
+        let mut linker = Linker::new(&engine);
+        wasi::add(&mut linker).unwrap();
+        host::add_confine(&mut linker).unwrap();
+        let module = Module::new(&engine, &plugin).unwrap();
+        wasi::stub_missing(&mut linker, &module).unwrap();
+        let pre = linker.instantiate_pre(&module).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let mut store = wasmtime::Store::new(
+                &engine,
+                Host {
+                    io: Default::default(),
+                    deadline: None,
+                    max_memory: 1 << 30,
+                    max_table: 100_000,
+                    result: Vec::new(),
+                    started: Instant::now(),
+                    max_output: 1 << 20,
+                },
+            );
+            if mode == "epoch" {
+                // Checked at every loop head and call, never reached: the check's cost only.
+                store.set_epoch_deadline(1);
+            }
+            if mode == "fuel" {
+                store.set_fuel(u64::MAX).unwrap();
+            }
+            let instance = block_on(pre.instantiate_async(&mut store)).unwrap();
+            if let Ok(f) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+                block_on(f.call_async(&mut store, ())).unwrap();
+            }
+            let func = instance
+                .get_typed_func::<(i32, i32), i64>(&mut store, "confine:eval")
+                .unwrap();
+            let args = abi::encode_args(vec![source.clone()]);
+            let start = Instant::now();
+            let v = block_on(container::abi_call(
+                &mut store, instance, "eval", func, &args,
+            ));
+            times.push(start.elapsed());
+            assert_eq!(v, Ok(Value::from(196_418)));
+        }
+        times.sort();
+        println!(
+            "fib(27) in QuickJS-in-wasm, {mode:>5}: median {:?} (min {:?})",
+            times[2], times[0]
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! The `wasm` runtime end to end: a WASI module written in Rust (the ABI example in
+//! `confine-runtime-wasm/examples/rust-guest`), built for `wasm32-wasip1` here, run in a real
+//! guest process through the host library.
+//!
+//! The sandboxed mode is not run yet: the Linux policy forbids what wasmtime's JIT needs
+//! (see the `wasm` runtime's report). These tests use `no_sandbox(true)`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use confine::{ContainerSource, Error, HostError, LogLevel, Sandbox, Value};
+use confine_tests::Console;
+use std::{path::PathBuf, process::Command, sync::OnceLock};
+
+/// The workspace root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds the example guest (a no-op when up to date) and returns its path.
+fn rust_guest() -> &'static PathBuf {
+    static GUEST: OnceLock<PathBuf> = OnceLock::new();
+    GUEST.get_or_init(|| {
+        let root = root();
+        let target_dir = root.join("target/wasm-guest");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1"])
+            .arg("--manifest-path")
+            .arg(root.join("confine-runtime-wasm/examples/rust-guest/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .status()
+            .expect("cannot run cargo");
+        assert!(
+            status.success(),
+            "building the example wasm guest failed; it needs the wasm32-wasip1 target \
+             (`rustup target add wasm32-wasip1`, which `cargo xtask test` does)"
+        );
+        target_dir.join("wasm32-wasip1/release/confine_rust_guest.wasm")
+    })
+}
+
+async fn sandbox(console: &Console) -> Sandbox {
+    console
+        .attach(
+            Sandbox::builder()
+                .runtime("wasm")
+                .no_sandbox(true)
+                .pipe_stderr(true),
+        )
+        .function("robot.whoami", |(name,): (String,)| async move {
+            Ok::<_, HostError>(format!("Robbie (asked by {name})"))
+        })
+        .build()
+        .await
+        .expect("wasm sandbox starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_guest_exports_host_calls_and_console() {
+    let console = Console::default();
+    let sb = sandbox(&console).await;
+    let source = ContainerSource::file(rust_guest()).await.unwrap();
+    assert!(
+        source.binary().is_some(),
+        "the \\0asm magic makes a wasm source"
+    );
+    let cid = sb.exec_container(source).await.unwrap();
+
+    let greeting: String = sb.call(cid, "greet", ("Ada",)).await.unwrap();
+    assert_eq!(greeting, "hello Ada, I am Robbie (asked by Ada)");
+    let lines = console.lines();
+    assert!(
+        lines.contains(&(LogLevel::Log, "greeting Ada".to_owned())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&(LogLevel::Error, "about to call the host".to_owned())),
+        "{lines:?}"
+    );
+
+    let total: f64 = sb.call(cid, "sum", (vec![1.0, 2.0, 3.5],)).await.unwrap();
+    assert_eq!(total, 6.5);
+    let fib: i64 = sb.call(cid, "fib", (20,)).await.unwrap();
+    assert_eq!(fib, 6765);
+
+    match sb.call::<Value>(cid, "fail", ()).await.unwrap_err() {
+        Error::Script(e) => {
+            assert_eq!(
+                (e.name.as_str(), e.message.as_str()),
+                ("GuestError", "this export always fails")
+            )
+        }
+        other => panic!("expected a script error, got {other:?}"),
+    }
+    match sb.call::<Value>(cid, "explode", ()).await.unwrap_err() {
+        Error::Script(e) => assert_eq!(e.name, "RuntimeError", "{e:?}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert!(
+        console.text().iter().any(|l| l.contains("kaboom")),
+        "the panic message reaches the console: {:?}",
+        console.text()
+    );
+    assert!(matches!(
+        sb.call::<Value>(cid, "nope", ()).await.unwrap_err(),
+        Error::NoSuchExport { .. }
+    ));
+    // Many calls in flight, each waiting for the host: they queue on the one instance.
+    let sb = std::sync::Arc::new(sb);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let sb = std::sync::Arc::clone(&sb);
+            tokio::spawn(
+                async move { (i, sb.call::<String>(cid, "greet", (format!("n{i}"),)).await) },
+            )
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(
+            r.unwrap(),
+            format!("hello n{i}, I am Robbie (asked by n{i})")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_from_options() {
+    let console = Console::default();
+    let sb = sandbox(&console).await;
+    let bytes = std::fs::read(rust_guest()).unwrap();
+    let source = ContainerSource::wasm(bytes)
+        .options(serde_json::json!({ "timeLimitMs": 100 }))
+        .unwrap();
+    let cid = sb.exec_container(source).await.unwrap();
+    let start = std::time::Instant::now();
+    match sb.call::<i64>(cid, "fib", (50,)).await.unwrap_err() {
+        Error::LimitExceeded { .. } => {}
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(3));
+    // Still usable.
+    assert_eq!(sb.call::<i64>(cid, "fib", (10,)).await.unwrap(), 55);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_runtimes_refuse_wasm_and_wasm_refuses_text() {
+    let bytes = std::fs::read(rust_guest()).unwrap();
+    let js = Sandbox::builder().no_sandbox(true).build().await.unwrap();
+    assert!(js
+        .exec_container(ContainerSource::wasm(bytes))
+        .await
+        .is_err());
+    let console = Console::default();
+    let wasm = sandbox(&console).await;
+    assert!(wasm
+        .exec_container(ContainerSource::code("module.exports.f = () => 1"))
+        .await
+        .is_err());
+}
+
+/// The JS plugin built by `cargo xtask wasm-plugin` (which `cargo xtask test` runs first).
+fn js_plugin() -> Vec<u8> {
+    let path = root().join("target/wasm-js/wasm32-wasip1/release/confine_js_plugin.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the JS plugin with `cargo xtask wasm-plugin` (needs clang-16, \
+             llvm-16 and wasi-libc)",
+            path.display()
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickjs_plugin_evaluates_javascript_in_wasm() {
+    let console = Console::default();
+    let sb = sandbox(&console).await;
+    let plugin = js_plugin();
+    let a = sb
+        .exec_container(ContainerSource::wasm(plugin.clone()).name("quickjs.wasm"))
+        .await
+        .unwrap();
+    let b = sb
+        .exec_container(ContainerSource::wasm(plugin))
+        .await
+        .unwrap();
+    let v: serde_json::Value = sb
+        .call(
+            a,
+            "eval",
+            ("[1 + 2, 'a'.repeat(3), typeof WebAssembly, typeof require]",),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, serde_json::json!([3, "aaa", "undefined", "undefined"]));
+    // State lives in the instance; instances are isolated.
+    let _: serde_json::Value = sb.call(a, "eval", ("globalThis.n = 41",)).await.unwrap();
+    let n: f64 = sb.call(a, "eval", ("n + 1",)).await.unwrap();
+    assert_eq!(n, 42.0);
+    let t: String = sb.call(b, "eval", ("typeof n",)).await.unwrap();
+    assert_eq!(t, "undefined");
+    match sb
+        .call::<Value>(a, "eval", ("throw new TypeError('bad ' + n)",))
+        .await
+        .unwrap_err()
+    {
+        Error::Script(e) => {
+            assert_eq!(
+                (e.name.as_str(), e.message.as_str()),
+                ("TypeError", "bad 41")
+            );
+        }
+        other => panic!("expected a script error, got {other:?}"),
+    }
+}
