@@ -2,7 +2,7 @@
 //! read and write frames.
 //!
 //! ```text
-//! Sandbox::call ─encode─▶ writer task ─(batched write)─▶ socket ─▶ guest
+//! Sandbox::call ─encode─▶ Writer ─(direct write, or queued for the writer task)─▶ socket ─▶ guest
 //!        ▲                                                           │
 //!        └── oneshot ◀── pending[id] ◀── reader task ◀── frames ◀────┘
 //!                                          ├ HostCall → host fn task → writer
@@ -19,6 +19,7 @@
 //! ([`crate::platform::verify_guest`]) before the reader and writer tasks start: no request,
 //! and so no source, can reach a guest that failed the check; it is killed instead.
 
+use crate::writer::Writer;
 use crate::{
     error::{Error, ExitInfo, ProtocolError, Result},
     events::Event,
@@ -46,9 +47,9 @@ use std::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::unix::{OwnedReadHalf, OwnedWriteHalf},
+    net::unix::OwnedReadHalf,
     net::UnixStream,
-    sync::{broadcast, mpsc, oneshot, watch, Notify},
+    sync::{broadcast, oneshot, watch, Notify},
 };
 
 /// Why the connection closed, as every pending request learns it.
@@ -77,13 +78,8 @@ enum Outcome {
     Closed(Closed),
 }
 
-enum WriterMsg {
-    Frame(Vec<u8>),
-    Close,
-}
-
 pub(crate) struct Shared {
-    writer: mpsc::UnboundedSender<WriterMsg>,
+    writer: Arc<Writer>,
     pending: Mutex<HashMap<RequestId, oneshot::Sender<Outcome>>>,
     next_id: AtomicU64,
     closed: RwLock<Option<Closed>>,
@@ -148,9 +144,8 @@ pub(crate) async fn connect(
     let (mut read, mut write) = socket.into_split();
     let (exit_tx, _) = watch::channel(None);
     let (events, _) = broadcast::channel(1024);
-    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        writer: writer_tx,
+        writer: Writer::new(),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         closed: RwLock::new(None),
@@ -244,7 +239,7 @@ pub(crate) async fn connect(
             report.with_stage2_verified()
         }
     };
-    tokio::spawn(writer_task(write, writer_rx));
+    shared.writer.attach(write);
     tokio::spawn(reader_task(read, frames, Arc::clone(&shared)));
     Ok((
         shared,
@@ -300,38 +295,6 @@ async fn watch_child(mut child: tokio::process::Child, shared: Arc<Shared>) {
         Err(_) => ExitInfo::default(),
     };
     shared.exit.send_replace(Some(info));
-}
-
-async fn writer_task(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterMsg>) {
-    let mut batch = Vec::with_capacity(64 * 1024);
-    while let Some(msg) = rx.recv().await {
-        let mut close = false;
-        match msg {
-            WriterMsg::Frame(f) => batch.extend_from_slice(&f),
-            WriterMsg::Close => close = true,
-        }
-        // Everything queued meanwhile goes out in the same write: one syscall for a burst
-        // of calls.
-        while !close && batch.len() < (1 << 20) {
-            match rx.try_recv() {
-                Ok(WriterMsg::Frame(f)) => batch.extend_from_slice(&f),
-                Ok(WriterMsg::Close) => close = true,
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() && write.write_all(&batch).await.is_err() {
-            // The reader sees the same failure as EOF and reports it.
-            return;
-        }
-        batch.clear();
-        if batch.capacity() > 1 << 20 {
-            batch = Vec::with_capacity(64 * 1024);
-        }
-        if close {
-            let _ = write.shutdown().await;
-            return;
-        }
-    }
 }
 
 async fn reader_task(mut read: OwnedReadHalf, mut frames: FrameBuffer, shared: Arc<Shared>) {
@@ -496,7 +459,7 @@ impl Shared {
                 }
             }
         };
-        let _ = self.writer.send(WriterMsg::Frame(frame));
+        let _ = self.writer.send(&frame);
     }
 
     /// Sends a request and waits for its answer (or for the connection to close).
@@ -519,7 +482,7 @@ impl Shared {
             pending.insert(id, tx);
         }
         let guard = PendingGuard { shared: self, id };
-        if self.writer.send(WriterMsg::Frame(frame)).is_err() {
+        if self.writer.send(&frame).is_err() {
             return Err(self.closed_error());
         }
         let outcome = rx.await;
@@ -552,7 +515,7 @@ impl Shared {
         for tx in drained {
             let _ = tx.send(Outcome::Closed(closed.clone()));
         }
-        let _ = self.writer.send(WriterMsg::Close);
+        self.writer.close();
     }
 
     fn is_torn_down(&self) -> bool {
@@ -567,7 +530,7 @@ impl Shared {
         if let Ok(mut c) = self.closed.write() {
             c.get_or_insert(Closed::TornDown);
         }
-        let _ = self.writer.send(WriterMsg::Close);
+        self.writer.close();
     }
 
     pub(crate) fn kill_guest(&self) {

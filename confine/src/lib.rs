@@ -78,6 +78,7 @@ mod platform;
 pub mod registry;
 pub mod report;
 mod sandbox;
+mod writer;
 
 pub use confine_runtime_abstract::{
     from_value,
