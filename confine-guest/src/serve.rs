@@ -10,9 +10,15 @@ use confine_runtime_abstract::{
         ContainerId, ContainerInfo, GlobalDef, GuestMessage, HostMessage, HostRequest, Reply,
         Source,
     },
-    AbstractRuntime, ErrorData, ErrorKind, Link, ReplyTo, Value, PROTOCOL_VERSION,
+    AbstractRuntime, Deadline, ErrorData, ErrorKind, Link, ReplyTo, RequestId, Value,
+    PROTOCOL_VERSION,
 };
-use std::{collections::BTreeMap, io, os::fd::RawFd, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    io,
+    os::fd::RawFd,
+    time::{Duration, Instant},
+};
 use thiserror::Error;
 
 /// Why a guest stopped serving.
@@ -67,6 +73,11 @@ struct Guest<R> {
     globals: Vec<GlobalDef>,
     /// `WaitIdle` requests not answered yet.
     idle_waiters: Vec<(ContainerId, ReplyTo)>,
+    /// Calls and `WaitIdle`s with a wall-time limit, not answered yet.
+    deadlines: HashMap<RequestId, (ContainerId, Deadline)>,
+    /// Requests the loop answered itself at their deadline; the runtime's late answer to
+    /// one of them is dropped (the host would take it for a response to an unknown id).
+    abandoned: HashSet<RequestId>,
     /// Messages taken from the link, reused across turns.
     outgoing: Vec<GuestMessage>,
     /// Encoded frames, reused across turns.
@@ -119,6 +130,8 @@ pub fn serve_fd<R: AbstractRuntime>(mut runtime: R, fd: RawFd) -> Result<(), Ser
         next_cid: 1,
         globals: Vec::new(),
         idle_waiters: Vec::new(),
+        deadlines: HashMap::new(),
+        abandoned: HashSet::new(),
         outgoing: Vec::new(),
         wire: Vec::new(),
     };
@@ -159,6 +172,17 @@ impl<R: AbstractRuntime> Guest<R> {
                 // A host call was refused as too large; its promise needs another turn.
                 continue;
             }
+            if self.expire(Instant::now())? {
+                // Answering at a deadline may have failed a host call back to the runtime.
+                continue;
+            }
+            // Wake for the earliest timer or deadline, whichever comes first.
+            let next_deadline = self.deadlines.values().map(|(_, d)| d.at).min();
+            let next = match (next, next_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let now = Instant::now();
             let timeout = next.map(|t| t.saturating_duration_since(now));
             if !socket::wait_readable(self.fd, timeout)? {
                 continue;
@@ -180,8 +204,12 @@ impl<R: AbstractRuntime> Guest<R> {
 
     fn request(&mut self, to: ReplyTo, request: HostRequest) {
         match request {
-            HostRequest::Exec { source, options } => {
-                let result = self.exec(source, options);
+            HostRequest::Exec {
+                source,
+                options,
+                timeout_ms,
+            } => {
+                let result = self.exec(source, options, deadline(timeout_ms));
                 self.link.reply(to, result);
             }
             HostRequest::Config { cid, options } => {
@@ -194,8 +222,16 @@ impl<R: AbstractRuntime> Guest<R> {
                 });
                 self.link.reply(to, result);
             }
-            HostRequest::Call { cid, export, args } => match self.known(cid) {
-                Ok(()) => self.runtime.call(cid, &export, args, to),
+            HostRequest::Call {
+                cid,
+                export,
+                args,
+                timeout_ms,
+            } => match self.known(cid) {
+                Ok(()) => {
+                    self.track(to, cid, deadline(timeout_ms));
+                    self.runtime.call(cid, &export, args, to);
+                }
                 Err(e) => self.link.reply(to, Err(e)),
             },
             HostRequest::List => {
@@ -225,21 +261,38 @@ impl<R: AbstractRuntime> Guest<R> {
                 });
                 self.link.reply(to, result);
             }
-            HostRequest::WaitIdle { cid } => match self.known(cid) {
-                Ok(()) => self.idle_waiters.push((cid, to)),
+            HostRequest::WaitIdle { cid, timeout_ms } => match self.known(cid) {
+                Ok(()) => {
+                    self.track(to, cid, deadline(timeout_ms));
+                    self.idle_waiters.push((cid, to));
+                }
                 Err(e) => self.link.reply(to, Err(e)),
             },
         }
     }
 
-    fn exec(&mut self, source: Source, options: Value) -> Result<Reply, ErrorData> {
+    fn exec(
+        &mut self,
+        source: Source,
+        options: Value,
+        deadline: Option<Deadline>,
+    ) -> Result<Reply, ErrorData> {
         let cid = self.next_cid;
         self.next_cid = self
             .next_cid
             .checked_add(1)
             .ok_or_else(|| ErrorData::internal("container ids exhausted"))?;
-        self.runtime
-            .exec_container(cid, &source, &options, &self.globals)?;
+        // The top-level run is synchronous, so its deadline only lasts for this call.
+        if deadline.is_some() {
+            self.runtime.set_deadline(cid, deadline);
+        }
+        let result = self
+            .runtime
+            .exec_container(cid, &source, &options, &self.globals);
+        if deadline.is_some() {
+            self.runtime.set_deadline(cid, None);
+        }
+        result?;
         self.containers.insert(
             cid,
             Container {
@@ -248,6 +301,62 @@ impl<R: AbstractRuntime> Guest<R> {
             },
         );
         Ok(Reply::Container(cid))
+    }
+
+    /// Remembers request `to`'s deadline, if it has one, and tells the runtime.
+    fn track(&mut self, to: ReplyTo, cid: ContainerId, deadline: Option<Deadline>) {
+        if let Some(d) = deadline {
+            self.deadlines.insert(to.0, (cid, d));
+            self.refresh_deadline(cid);
+        }
+    }
+
+    /// Gives the runtime container `cid`'s earliest deadline among its open requests.
+    fn refresh_deadline(&mut self, cid: ContainerId) {
+        let earliest = self
+            .deadlines
+            .values()
+            .filter(|(c, _)| *c == cid)
+            .map(|(_, d)| *d)
+            .min_by_key(|d| d.at);
+        self.runtime.set_deadline(cid, earliest);
+    }
+
+    /// Answers every request whose deadline has passed with a timeout error. Returns what
+    /// the flush that sends them returned.
+    fn expire(&mut self, now: Instant) -> Result<bool, ServeError> {
+        let expired: Vec<(RequestId, ContainerId, Deadline)> = self
+            .deadlines
+            .iter()
+            .filter(|(_, (_, d))| d.at <= now)
+            .map(|(&id, &(cid, d))| (id, cid, d))
+            .collect();
+        if expired.is_empty() {
+            return Ok(false);
+        }
+        let mut abandoned = Vec::new();
+        let mut cids = Vec::new();
+        for (id, cid, d) in expired {
+            self.deadlines.remove(&id);
+            let to = ReplyTo(id);
+            let waiting_idle = self.idle_waiters.iter().any(|&(_, w)| w == to);
+            if waiting_idle {
+                self.idle_waiters.retain(|&(_, w)| w != to);
+            } else if !self.runtime.abandon_reply(cid, to) {
+                abandoned.push(id);
+            }
+            self.link.reply(to, Err(ErrorData::timeout(d.limit)));
+            cids.push(cid);
+        }
+        cids.sort_unstable();
+        cids.dedup();
+        for cid in cids {
+            self.refresh_deadline(cid);
+        }
+        // Our own answers go out before the ids are marked, so they are not dropped.
+        let settled = self.flush()?;
+        self.abandoned.extend(abandoned);
+        Ok(settled)
     }
 
     fn known(&self, cid: ContainerId) -> Result<(), ErrorData> {
@@ -296,8 +405,18 @@ impl<R: AbstractRuntime> Guest<R> {
         }
         self.wire.clear();
         let mut settled = false;
+        let mut answered = Vec::new();
         let mut outgoing = std::mem::take(&mut self.outgoing);
         for msg in outgoing.drain(..) {
+            if let GuestMessage::Response { id, .. } = &msg {
+                if self.abandoned.remove(id) {
+                    // Already answered at its deadline.
+                    continue;
+                }
+                if let Some((cid, _)) = self.deadlines.remove(id) {
+                    answered.push(cid);
+                }
+            }
             match codec::encode_into(&msg, self.max_frame, &mut self.wire) {
                 Ok(()) => {}
                 Err(CodecError::TooLarge { len, max }) => {
@@ -312,6 +431,9 @@ impl<R: AbstractRuntime> Guest<R> {
             }
         }
         self.outgoing = outgoing;
+        for cid in answered {
+            self.refresh_deadline(cid);
+        }
         socket::write_all(self.fd, &self.wire)?;
         // Do not keep a huge buffer around after one big message.
         if self.wire.capacity() > 1 << 20 {
@@ -319,6 +441,20 @@ impl<R: AbstractRuntime> Guest<R> {
         }
         Ok(settled)
     }
+}
+
+/// The deadline for a request read now with wall-time limit `timeout_ms`.
+fn deadline(timeout_ms: Option<u64>) -> Option<Deadline> {
+    timeout_ms.map(|ms| {
+        let limit = Duration::from_millis(ms);
+        Deadline {
+            // A limit too far out to represent is no limit in practice; cap it at a year.
+            at: Instant::now()
+                .checked_add(limit)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400)),
+            limit,
+        }
+    })
 }
 
 fn too_large(len: u64, max: u32) -> ErrorData {

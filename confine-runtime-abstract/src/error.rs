@@ -54,6 +54,10 @@ impl ErrorKind {
     }
 }
 
+/// The [`ErrorData::name`] of an [`ErrorKind::Limit`] error that reports a wall-time limit
+/// (the host maps it to its own wall-time limit error).
+pub const TIMEOUT_ERROR_NAME: &str = "TimeoutError";
+
 /// Where in a source an error happened (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
@@ -95,6 +99,21 @@ impl ErrorData {
     /// Shorthand for an [`ErrorKind::Internal`] error named `Error`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, "Error", message)
+    }
+
+    /// A wall-time limit of `limit` passed: [`ErrorKind::Limit`], named
+    /// [`TIMEOUT_ERROR_NAME`].
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorKind::Limit,
+            TIMEOUT_ERROR_NAME,
+            format!("wall-time limit of {} ms exceeded", limit.as_millis()),
+        )
+    }
+
+    /// `true` for an error made by [`ErrorData::timeout`].
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Limit && self.name == TIMEOUT_ERROR_NAME
     }
 
     /// Shorthand for an [`ErrorKind::InvalidRequest`] error named `TypeError`.

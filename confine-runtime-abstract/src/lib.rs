@@ -19,7 +19,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod value;
 
-pub use error::{ErrorData, ErrorKind, Location};
+pub use error::{ErrorData, ErrorKind, Location, TIMEOUT_ERROR_NAME};
 pub use protocol::{ContainerId, RequestId, PROTOCOL_VERSION};
-pub use runtime::{AbstractRuntime, HostCallId, Link, ReplyTo, RuntimeInfo};
+pub use runtime::{AbstractRuntime, Deadline, HostCallId, Link, ReplyTo, RuntimeInfo};
 pub use value::{from_value, to_value, Map, Value, ValueError};

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 /// The version of this protocol. The guest refuses a host that speaks another one.
 ///
 /// 2: `Hello` carries the [`Lockdown`].
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `Exec`, `Call` and `WaitIdle` carry a wall-time limit (`timeout_ms`).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Identifies one request among those in flight in one direction.
 pub type RequestId = u64;
@@ -79,6 +80,10 @@ pub enum HostRequest {
         source: Source,
         /// Runtime-specific options, kept with the container and shown by [`HostRequest::List`].
         options: Value,
+        /// Wall-time limit for the top-level run, in milliseconds from when the guest reads
+        /// the request; `None` for no limit. Past it the guest answers a
+        /// [`crate::ErrorKind::Limit`] error named [`crate::TIMEOUT_ERROR_NAME`].
+        timeout_ms: Option<u64>,
     },
     /// Change a container's runtime options. Answered with [`Reply::Unit`].
     Config {
@@ -96,6 +101,10 @@ pub enum HostRequest {
         export: String,
         /// Its arguments.
         args: Vec<Value>,
+        /// Wall-time limit, in milliseconds from when the guest reads the request, until the
+        /// export returns or its promise settles; `None` for no limit. As in
+        /// [`HostRequest::Exec`].
+        timeout_ms: Option<u64>,
     },
     /// List the live containers. Answered with [`Reply::Containers`].
     List,
@@ -115,6 +124,9 @@ pub enum HostRequest {
     WaitIdle {
         /// The container.
         cid: ContainerId,
+        /// Wall-time limit for the wait, in milliseconds; `None` for no limit. As in
+        /// [`HostRequest::Exec`].
+        timeout_ms: Option<u64>,
     },
 }
 

@@ -27,7 +27,7 @@ use std::{
     cell::{Cell, RefCell},
     fmt,
     rc::Rc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 /// A runtime's name and version, sent to the host in `Ready`.
@@ -42,6 +42,15 @@ pub struct RuntimeInfo {
 /// Where an answer to a host request goes. Hand it to [`Link::reply`] exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReplyTo(pub RequestId);
+
+/// A wall-time limit in force for a container: the earliest deadline among its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When script code must stop.
+    pub at: Instant,
+    /// The limit the deadline came from, for the error message.
+    pub limit: Duration,
+}
 
 /// Identifies a host call the runtime made, to match the host's answer.
 pub type HostCallId = RequestId;
@@ -106,6 +115,26 @@ pub trait AbstractRuntime {
     /// Runs what is ready: queued jobs (promise reactions) and due timers. Returns the next
     /// time something will be ready on its own (the earliest timer), or `None`.
     fn run_pending(&mut self, now: Instant) -> Option<Instant>;
+
+    /// Sets (or clears, with `None`) the wall-time deadline for script code of container
+    /// `cid`, which may not exist yet (the serve loop sets it before
+    /// [`AbstractRuntime::exec_container`]). A runtime that can interrupt running script code
+    /// stops it once `deadline.at` has passed, and answers the request it was running for with
+    /// [`ErrorData::timeout`]; the container must stay usable. The serve loop itself answers
+    /// requests whose promise is still pending at the deadline, so the default, which ignores
+    /// deadlines, only leaves tight loops to the host's hard limit (killing the guest).
+    fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {
+        let _ = (cid, deadline);
+    }
+
+    /// The serve loop answered `reply` (a call on container `cid`) itself, because its
+    /// deadline passed while its promise was pending. The runtime should forget it and return
+    /// `true`; the default returns `false`, and the serve loop then drops the runtime's late
+    /// answer itself.
+    fn abandon_reply(&mut self, cid: ContainerId, reply: ReplyTo) -> bool {
+        let _ = (cid, reply);
+        false
+    }
 
     /// `true` when container `cid` has nothing left to do: no timers, no queued jobs and no
     /// host calls awaiting an answer. Unknown containers are idle.

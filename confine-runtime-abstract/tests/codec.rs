@@ -75,10 +75,12 @@ fn host_messages() -> Vec<HostMessage> {
         HostRequest::Exec {
             source: Source::text("export const f = () => 1;", "main.js"),
             options: sample_value(),
+            timeout_ms: None,
         },
         HostRequest::Exec {
             source: Source::binary(b"\0asm\x01\0\0\0".to_vec(), "m.wasm"),
             options: sample_value(),
+            timeout_ms: Some(u64::MAX),
         },
         HostRequest::Config {
             cid: 1,
@@ -88,6 +90,7 @@ fn host_messages() -> Vec<HostMessage> {
             cid: u32::MAX,
             export: "f".into(),
             args: vec![sample_value(), Value::Undefined],
+            timeout_ms: Some(250),
         },
         HostRequest::List,
         HostRequest::Kill { cid: 2 },
@@ -103,7 +106,10 @@ fn host_messages() -> Vec<HostMessage> {
                 },
             ],
         },
-        HostRequest::WaitIdle { cid: 3 },
+        HostRequest::WaitIdle {
+            cid: 3,
+            timeout_ms: None,
+        },
     ];
     let mut out = vec![
         HostMessage::Hello {

@@ -275,6 +275,12 @@ impl Container {
     }
 
     /// Whether the container has nothing left to do.
+    /// Forgets the pending call `reply` (answered at its deadline by the serve loop).
+    pub(crate) fn abandon_reply(&self, reply: ReplyTo) -> bool {
+        let removed = self.shared.replies.borrow_mut().remove(&reply.0);
+        removed
+    }
+
     pub(crate) fn is_idle(&self) -> bool {
         self.shared.timers.borrow().is_empty()
             && self.shared.host_calls.borrow().is_empty()

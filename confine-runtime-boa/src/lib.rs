@@ -226,6 +226,15 @@ impl AbstractRuntime for Boa {
             .min()
     }
 
+    // No `set_deadline`: Boa has no interrupt callback, so a tight loop runs until the host
+    // kills the guest (the hard path). Promises still pending at a deadline are answered by
+    // the serve loop, which this lets forget them.
+    fn abandon_reply(&mut self, cid: ContainerId, reply: ReplyTo) -> bool {
+        self.containers
+            .get(&cid)
+            .is_some_and(|c| c.abandon_reply(reply))
+    }
+
     fn is_idle(&self, cid: ContainerId) -> bool {
         self.containers.get(&cid).is_none_or(Container::is_idle)
     }

@@ -13,19 +13,53 @@ use crate::{
 };
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Reply, Source},
-    ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
+    ContainerId, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
 };
 use rquickjs::{
     function::{Args, Opt, This},
     promise::PromiseState,
     Context, Ctx, Function, Persistent, Promise, Runtime, Value as JsValue,
 };
-use std::{rc::Rc, time::Instant};
+use std::{
+    cell::Cell,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 /// The JS stack budget. The guest's main thread has 8 MiB; QuickJS needs native stack beyond
 /// its budget to build the `RangeError` (and Rust frames sit below it), so the budget stays
 /// well inside.
 pub(crate) const MAX_STACK: usize = 512 * 1024;
+
+/// The wall-time deadline QuickJS's interrupt handler checks, shared with the handler.
+#[derive(Default)]
+pub(crate) struct Watch {
+    deadline: Cell<Option<Deadline>>,
+    /// Set by the handler when it stopped script code: the limit that was passed.
+    fired: Cell<Option<Duration>>,
+}
+
+impl Watch {
+    /// The handler: QuickJS calls it every few thousand operations, so reading the clock
+    /// each time is cheap next to the work in between (a vDSO call, no syscall).
+    fn should_interrupt(&self) -> bool {
+        match self.deadline.get() {
+            Some(d) if Instant::now() >= d.at => {
+                self.fired.set(Some(d.limit));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `e`, or the timeout error if the handler stopped the code that failed with it.
+    fn error(&self, e: ErrorData) -> ErrorData {
+        match self.fired.take() {
+            Some(limit) => ErrorData::timeout(limit),
+            None => e,
+        }
+    }
+}
 
 /// A live container.
 ///
@@ -34,6 +68,7 @@ pub(crate) const MAX_STACK: usize = 512 * 1024;
 pub(crate) struct Container {
     exports: Option<Exports>,
     shared: Rc<Shared>,
+    watch: Rc<Watch>,
     context: Context,
     runtime: Runtime,
 }
@@ -57,10 +92,15 @@ impl Container {
         clock: Rc<Clock>,
         source: &Source,
         globals: &[GlobalDef],
+        deadline: Option<Deadline>,
     ) -> Result<Container, ErrorData> {
         let engine = |e: rquickjs::Error| ErrorData::internal(format!("QuickJS: {e}"));
         let runtime = Runtime::new().map_err(engine)?;
         runtime.set_max_stack_size(MAX_STACK);
+        let watch = Rc::new(Watch::default());
+        watch.deadline.set(deadline);
+        let handler = watch.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler.should_interrupt())));
         runtime.set_loader(DenyImports, DenyImports);
         let shared = Rc::new(Shared::new(cid, link, clock));
         let tracker = shared.clone();
@@ -73,6 +113,7 @@ impl Container {
         let mut container = Container {
             exports: None,
             shared,
+            watch,
             context,
             runtime,
         };
@@ -83,12 +124,26 @@ impl Container {
                 globals::define(&ctx, shared, def)?;
             }
             source::load(&ctx, source)
-        })?;
+        });
+        let loaded = loaded.map_err(|e| container.watch.error(e))?;
         container.exports = Some(loaded.exports);
         if let Some(evaluation) = loaded.evaluation {
-            container.finish_module(evaluation)?;
+            container
+                .finish_module(evaluation)
+                .map_err(|e| container.watch.error(e))?;
         }
         Ok(container)
+    }
+
+    /// Sets the deadline the interrupt handler enforces.
+    pub(crate) fn set_deadline(&self, deadline: Option<Deadline>) {
+        self.watch.deadline.set(deadline);
+    }
+
+    /// Forgets the pending call `reply` (answered at its deadline by the serve loop).
+    pub(crate) fn abandon_reply(&self, reply: ReplyTo) -> bool {
+        let removed = self.shared.replies.borrow_mut().remove(&reply.0);
+        removed
     }
 
     /// Enters the engine with this container's context.
@@ -131,12 +186,13 @@ impl Container {
         let Some(exports) = &self.exports else {
             return self.shared.link.reply(reply, Err(self.no_export(export)));
         };
+        self.watch.fired.set(None);
         self.with(|ctx, shared| {
             let result = self.start_call(&ctx, shared, exports, export, args, reply);
             match result {
                 Ok(Some(value)) => shared.link.reply(reply, Ok(Reply::Value(value))),
                 Ok(None) => {}
-                Err(e) => shared.link.reply(reply, Err(e)),
+                Err(e) => shared.link.reply(reply, Err(self.watch.error(e))),
             }
         });
     }
@@ -212,6 +268,7 @@ impl Container {
                         let e = ctx.catch();
                         errors::from_exception(&ctx, &e, ErrorKind::Thrown)
                     });
+                    let error = self.watch.error(error);
                     self.shared.link.uncaught(self.shared.cid, error);
                 }
             }
@@ -249,7 +306,7 @@ impl Container {
             });
             let outcome = pushed.and_then(|()| callback.call_arg::<JsValue>(call_args));
             if let Err(e) = outcome {
-                let error = errors::caught(&ctx, e);
+                let error = self.watch.error(errors::caught(&ctx, e));
                 shared.link.uncaught(shared.cid, error);
             }
         });

@@ -31,7 +31,8 @@ mod timers;
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, ErrorData, HostCallId, Link, ReplyTo, RuntimeInfo, Value,
+    AbstractRuntime, ContainerId, Deadline, ErrorData, HostCallId, Link, ReplyTo, RuntimeInfo,
+    Value,
 };
 use container::Container;
 use state::Clock;
@@ -46,6 +47,8 @@ pub struct QuickJs {
     link: Option<Link>,
     clock: Rc<Clock>,
     containers: BTreeMap<ContainerId, Container>,
+    /// A deadline set for a container that `exec_container` is about to create.
+    upcoming: Option<(ContainerId, Deadline)>,
 }
 
 impl Default for QuickJs {
@@ -54,6 +57,7 @@ impl Default for QuickJs {
             link: None,
             clock: Rc::new(Clock::new()),
             containers: BTreeMap::new(),
+            upcoming: None,
         }
     }
 }
@@ -116,7 +120,12 @@ impl AbstractRuntime for QuickJs {
                 ),
             ));
         }
-        let container = Container::exec(cid, link, self.clock.clone(), source, globals)?;
+        let deadline = self
+            .upcoming
+            .take()
+            .filter(|&(c, _)| c == cid)
+            .map(|(_, d)| d);
+        let container = Container::exec(cid, link, self.clock.clone(), source, globals, deadline)?;
         self.containers.insert(cid, container);
         Ok(())
     }
@@ -203,6 +212,19 @@ impl AbstractRuntime for QuickJs {
             .values()
             .filter_map(Container::next_deadline)
             .min()
+    }
+
+    fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {
+        match self.containers.get(&cid) {
+            Some(container) => container.set_deadline(deadline),
+            None => self.upcoming = deadline.map(|d| (cid, d)),
+        }
+    }
+
+    fn abandon_reply(&mut self, cid: ContainerId, reply: ReplyTo) -> bool {
+        self.containers
+            .get(&cid)
+            .is_some_and(|c| c.abandon_reply(reply))
     }
 
     fn is_idle(&self, cid: ContainerId) -> bool {

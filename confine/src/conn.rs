@@ -464,6 +464,21 @@ impl Shared {
 
     /// Sends a request and waits for its answer (or for the connection to close).
     pub(crate) async fn request(&self, request: HostRequest) -> Result<Result<Reply, ErrorData>> {
+        self.request_limited(request, None).await
+    }
+
+    /// [`Shared::request`] with a hard wall-time limit: `limit` is the one the guest was told
+    /// to enforce; if no answer arrives within `limit + grace`, the guest is taken to be stuck
+    /// where it cannot stop itself, and is killed.
+    ///
+    /// # Errors
+    /// As [`Shared::request`], and [`Error::LimitExceeded`] ([`crate::Limit::WallTime`]) when
+    /// the guest was killed for this request.
+    pub(crate) async fn request_limited(
+        &self,
+        request: HostRequest,
+        limit: Option<(Duration, Duration)>,
+    ) -> Result<Result<Reply, ErrorData>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame =
             codec::encode(&HostMessage::Request { id, request }, self.max_frame).map_err(|e| {
@@ -485,7 +500,29 @@ impl Shared {
         if self.writer.send(&frame).is_err() {
             return Err(self.closed_error());
         }
-        let outcome = rx.await;
+        let outcome = match limit {
+            None => rx.await,
+            Some((limit, grace)) => {
+                match tokio::time::timeout(limit.saturating_add(grace), rx).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        // The guard removes our pending entry; the reader fails the others once
+                        // the killed guest's socket closes.
+                        tracing::warn!(runtime = %self.runtime, ?limit, ?grace, "guest did not stop at its wall-time limit; killing it");
+                        self.kill_guest();
+                        return Err(Error::LimitExceeded {
+                            limit: crate::error::Limit::WallTime,
+                            message: format!(
+                                "wall-time limit of {} ms exceeded; the guest did not stop within \
+                             the {} ms grace and was killed",
+                                limit.as_millis(),
+                                grace.as_millis()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
         std::mem::forget(guard);
         match outcome {
             Ok(Outcome::Reply(r)) => Ok(r),

@@ -117,6 +117,10 @@ pub enum Limit {
     FrameSize,
     /// A limit enforced inside the engine (stack depth, memory).
     Engine,
+    /// A wall-time limit ([`crate::SandboxOptions::call_timeout`] or a per-request one):
+    /// the guest stopped the script itself, or, if it did not answer within
+    /// [`crate::SandboxOptions::kill_grace`] after the limit, the host killed it.
+    WallTime,
 }
 
 impl fmt::Display for Limit {
@@ -124,6 +128,7 @@ impl fmt::Display for Limit {
         f.write_str(match self {
             Limit::FrameSize => "frame size",
             Limit::Engine => "engine",
+            Limit::WallTime => "wall time",
         })
     }
 }
@@ -242,6 +247,10 @@ impl Error {
             },
             ErrorKind::NoSuchContainer => Error::NoSuchContainer {
                 cid,
+                message: e.message,
+            },
+            ErrorKind::Limit if e.is_timeout() => Error::LimitExceeded {
+                limit: Limit::WallTime,
                 message: e.message,
             },
             ErrorKind::Limit => Error::LimitExceeded {

@@ -65,6 +65,18 @@ pub struct SandboxOptions {
     pub max_frame: u32,
     /// How long the guest may take from spawn to `Ready`. Default: 5 s.
     pub ready_timeout: Duration,
+    /// Wall-time limit for each call and for each container's top-level run
+    /// ([`crate::Sandbox::exec_container`]), counted until the export returns or its promise
+    /// settles; `None` for none. Past it the call fails with [`crate::Error::LimitExceeded`]
+    /// ([`crate::Limit::WallTime`]). Where the engine can interrupt script code (QuickJS) the
+    /// guest stops it and the container stays usable; otherwise (a tight loop in Boa) the
+    /// host kills the guest after [`SandboxOptions::kill_grace`]. Override per call with
+    /// [`crate::Sandbox::call_with_timeout`]. Default: `None`.
+    pub call_timeout: Option<Duration>,
+    /// How long past a wall-time limit the host waits for the guest's own answer before it
+    /// kills the guest (the call then fails with [`crate::Error::LimitExceeded`], other pending
+    /// calls with [`crate::Error::GuestExited`]). Default: 100 ms.
+    pub kill_grace: Duration,
     /// How long [`crate::Sandbox::teardown`] waits for the guest to exit after closing the
     /// connection, before it kills it. Default: 1 s.
     pub teardown_grace: Duration,
@@ -85,6 +97,8 @@ impl Default for SandboxOptions {
             on_console: None,
             max_frame: DEFAULT_MAX_FRAME,
             ready_timeout: Duration::from_secs(5),
+            call_timeout: None,
+            kill_grace: Duration::from_millis(100),
             teardown_grace: Duration::from_secs(1),
         }
     }
@@ -105,6 +119,8 @@ impl fmt::Debug for SandboxOptions {
             .field("on_console", &self.on_console.as_ref().map(|_| "<fn>"))
             .field("max_frame", &self.max_frame)
             .field("ready_timeout", &self.ready_timeout)
+            .field("call_timeout", &self.call_timeout)
+            .field("kill_grace", &self.kill_grace)
             .field("teardown_grace", &self.teardown_grace)
             .finish()
     }

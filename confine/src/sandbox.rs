@@ -44,6 +44,14 @@ pub struct Sandbox {
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     teardown_grace: Duration,
+    call_timeout: Option<Duration>,
+    kill_grace: Duration,
+}
+
+/// A wall-time limit as the protocol carries it: whole milliseconds, rounded up so a limit
+/// never shrinks.
+fn timeout_ms(limit: Option<Duration>) -> Option<u64> {
+    limit.map(|d| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
 }
 
 impl Sandbox {
@@ -99,6 +107,8 @@ impl Sandbox {
                 stdout: launched.stdout,
                 stderr: launched.stderr,
                 teardown_grace: options.teardown_grace,
+                call_timeout: options.call_timeout,
+                kill_grace: options.kill_grace,
             };
             if !options.globals.is_empty() {
                 sandbox.send_globals(&options.globals).await?;
@@ -114,14 +124,21 @@ impl Sandbox {
     /// # Errors
     /// [`Error::Script`] for a syntax error (with the line) or top-level code that threw;
     /// [`Error::GuestExited`] / [`Error::Protocol`] if the guest is gone.
+    /// The top-level run is bounded by [`SandboxOptions::call_timeout`]
+    /// ([`Error::LimitExceeded`]).
     pub async fn exec_container(&self, source: ContainerSource) -> Result<ContainerId> {
         let name = source.source.name.clone();
+        let limit = self.call_timeout;
         let reply = self
             .shared
-            .request(HostRequest::Exec {
-                source: source.source,
-                options: source.options,
-            })
+            .request_limited(
+                HostRequest::Exec {
+                    source: source.source,
+                    options: source.options,
+                    timeout_ms: timeout_ms(limit),
+                },
+                limit.map(|l| (l, self.kill_grace)),
+            )
             .await?;
         match reply.map_err(|e| Error::from_guest(0, None, e))? {
             Reply::Container(cid) => {
@@ -157,19 +174,38 @@ impl Sandbox {
     /// # Errors
     /// [`Error::Script`] if the export threw (with name, message and stack);
     /// [`Error::NoSuchExport`]; [`Error::NoSuchContainer`]; [`Error::Value`] if the result does
-    /// not fit `R`; [`Error::GuestExited`] if the guest died meanwhile.
+    /// not fit `R`; [`Error::GuestExited`] if the guest died meanwhile;
+    /// [`Error::LimitExceeded`] past [`SandboxOptions::call_timeout`].
     pub async fn call<R: DeserializeOwned>(
         &self,
         cid: ContainerId,
         export: &str,
         args: impl Serialize,
     ) -> Result<R> {
+        self.call_with_timeout(cid, export, args, self.call_timeout)
+            .await
+    }
+
+    /// [`Sandbox::call`] with its own wall-time limit instead of
+    /// [`SandboxOptions::call_timeout`] (`None`: no limit).
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub async fn call_with_timeout<R: DeserializeOwned>(
+        &self,
+        cid: ContainerId,
+        export: &str,
+        args: impl Serialize,
+        timeout: Option<Duration>,
+    ) -> Result<R> {
         let args = match to_value(&args)? {
             Value::Array(a) => a,
             Value::Null | Value::Undefined => Vec::new(),
             v => vec![v],
         };
-        let value = self.call_value(cid, export, args).await?;
+        let value = self
+            .call_value_with_timeout(cid, export, args, timeout)
+            .await?;
         Ok(from_value(value)?)
     }
 
@@ -183,13 +219,32 @@ impl Sandbox {
         export: &str,
         args: Vec<Value>,
     ) -> Result<Value> {
+        self.call_value_with_timeout(cid, export, args, self.call_timeout)
+            .await
+    }
+
+    /// [`Sandbox::call_value`] with its own wall-time limit (`None`: no limit).
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub async fn call_value_with_timeout(
+        &self,
+        cid: ContainerId,
+        export: &str,
+        args: Vec<Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
         let reply = self
             .shared
-            .request(HostRequest::Call {
-                cid,
-                export: export.to_owned(),
-                args,
-            })
+            .request_limited(
+                HostRequest::Call {
+                    cid,
+                    export: export.to_owned(),
+                    args,
+                    timeout_ms: timeout_ms(timeout),
+                },
+                timeout.map(|l| (l, self.kill_grace)),
+            )
             .await?;
         match reply.map_err(|e| Error::from_guest(cid, Some(export), e))? {
             Reply::Value(v) => Ok(v),
@@ -239,9 +294,30 @@ impl Sandbox {
     /// # Errors
     /// [`Error::NoSuchContainer`], or the guest being gone.
     pub async fn wait_idle(&self, cid: ContainerId) -> Result<()> {
+        self.wait_idle_with_timeout(cid, None).await
+    }
+
+    /// [`Sandbox::wait_idle`], giving up after `timeout` with [`Error::LimitExceeded`]
+    /// ([`crate::Limit::WallTime`]); the container keeps running. Script code that does not
+    /// yield (a tight loop in a timer) is stopped as for a call: by the engine where it can,
+    /// else by killing the guest after [`SandboxOptions::kill_grace`].
+    ///
+    /// # Errors
+    /// As [`Sandbox::wait_idle`], and [`Error::LimitExceeded`].
+    pub async fn wait_idle_with_timeout(
+        &self,
+        cid: ContainerId,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         match self
             .shared
-            .request(HostRequest::WaitIdle { cid })
+            .request_limited(
+                HostRequest::WaitIdle {
+                    cid,
+                    timeout_ms: timeout_ms(timeout),
+                },
+                timeout.map(|l| (l, self.kill_grace)),
+            )
             .await?
             .map_err(|e| Error::from_guest(cid, None, e))?
         {
@@ -533,6 +609,18 @@ impl SandboxBuilder {
     /// See [`SandboxOptions::ready_timeout`].
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.options.ready_timeout = timeout;
+        self
+    }
+
+    /// See [`SandboxOptions::call_timeout`].
+    pub fn call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.call_timeout = timeout;
+        self
+    }
+
+    /// See [`SandboxOptions::kill_grace`].
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.options.kill_grace = grace;
         self
     }
 

@@ -286,3 +286,44 @@ fn crashed_guest_exits_5() {
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(out.stderr.contains("signal"), "{}", out.stderr);
 }
+
+/// `--timeout` bounds the top-level code, the `--call` export, and the run until idle, in
+/// both runtimes; each overrun is exit code 3 with the limit named.
+#[test]
+fn timeout_exits_3() {
+    for runtime in ["quickjs", "boa"] {
+        let spin = run(confine().args([
+            "eval",
+            "--runtime",
+            runtime,
+            "--timeout",
+            "200",
+            "while (true) {}",
+        ]));
+        assert_eq!(spin.code, 3, "{runtime} exec: {}", spin.stderr);
+        assert!(spin.stderr.contains("wall time"), "{}", spin.stderr);
+
+        let timers = run(confine().args([
+            "eval",
+            "--runtime",
+            runtime,
+            "--timeout",
+            "200",
+            "function f() { setTimeout(f, 1); } f();",
+        ]));
+        assert_eq!(timers.code, 3, "{runtime} idle: {}", timers.stderr);
+
+        let file = script(
+            &format!("stuck-{runtime}.js"),
+            "module.exports.stuck = () => new Promise(() => {});",
+        );
+        let call = run(confine()
+            .args(["run", "--runtime", runtime, "--timeout", "200"])
+            .arg(&file)
+            .args(["--call", "stuck"]));
+        assert_eq!(call.code, 3, "{runtime} call: {}", call.stderr);
+    }
+    let ok = run(confine().args(["eval", "--timeout", "5000", "console.log(1 + 1)"]));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.stdout.trim(), "2");
+}

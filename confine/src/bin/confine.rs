@@ -9,7 +9,12 @@ use confine::{
     report::{self, HostReport},
     ContainerSource, Error, Event, LogLevel, Sandbox, Value,
 };
-use std::{io::Write, path::PathBuf, process::ExitCode, time::Instant};
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 /// Exit codes, as documented in `--help`.
 mod exit {
@@ -67,6 +72,10 @@ struct Common {
     /// Trace the guest's system calls with strace (to stderr).
     #[arg(long)]
     strace: bool,
+    /// Wall-time limit in milliseconds for the top-level code, for the --call export, and
+    /// for running timers and promises until nothing is left (each). Exit code 3 past it.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,8 +185,10 @@ async fn run(cli: Cli) -> u8 {
         }
     };
 
+    let timeout = common.timeout.map(Duration::from_millis);
     let sandbox = Sandbox::builder()
         .runtime(common.runtime)
+        .call_timeout(timeout)
         .no_sandbox(common.no_sandbox)
         .allow_degraded(common.allow_degraded)
         .log_spawn(common.log_spawn)
@@ -191,7 +202,7 @@ async fn run(cli: Cli) -> u8 {
         Err(e) => return report(&e),
     };
     let mut events = sandbox.events();
-    let code = match execute(&sandbox, source, call, args, &mut events).await {
+    let code = match execute(&sandbox, source, call, args, timeout, &mut events).await {
         Ok(()) => exit::OK,
         Err(code) => code,
     };
@@ -207,6 +218,7 @@ async fn execute(
     source: ContainerSource,
     call: Option<String>,
     args: Vec<Value>,
+    timeout: Option<Duration>,
     events: &mut confine::Events,
 ) -> Result<(), u8> {
     let cid = sandbox
@@ -223,7 +235,7 @@ async fn execute(
         return Ok(());
     }
     // Like node: run until nothing is left, but stop at the first uncaught error.
-    let idle = sandbox.wait_idle(cid);
+    let idle = sandbox.wait_idle_with_timeout(cid, timeout);
     tokio::pin!(idle);
     loop {
         tokio::select! {
@@ -231,7 +243,7 @@ async fn execute(
             event = events.recv() => match event {
                 Some(Event::Uncaught { error, .. }) => {
                     print_uncaught(&error);
-                    return Err(exit::SCRIPT);
+                    return Err(uncaught_code(&error));
                 }
                 Some(_) => {}
                 None => return Err(exit::CRASH),
@@ -246,11 +258,21 @@ fn drain_uncaught(events: &mut confine::Events, code: u8) -> u8 {
         if let Event::Uncaught { error, .. } = event {
             if code == exit::OK {
                 print_uncaught(&error);
-                code = exit::SCRIPT;
+                code = uncaught_code(&error);
             }
         }
     }
     code
+}
+
+/// The exit code for an uncaught error: a script stopped at a limit (a timer callback
+/// interrupted at the deadline) is a limit, not a script failure.
+fn uncaught_code(error: &confine::ErrorData) -> u8 {
+    if error.kind == confine::ErrorKind::Limit {
+        exit::LIMIT
+    } else {
+        exit::SCRIPT
+    }
 }
 
 fn print_console(_cid: confine::ContainerId, level: LogLevel, message: &str) {
