@@ -488,19 +488,31 @@ impl Shared {
                 }
             })?;
         let (tx, rx) = oneshot::channel();
-        {
+        let alone = {
             // Checked under the pending lock, so `close` cannot miss this request.
             let mut pending = self.pending.lock().map_err(|_| Error::TornDown)?;
             if let Some(closed) = self.closed.read().ok().and_then(|c| c.clone()) {
                 return Err(closed.to_error());
             }
             pending.insert(id, tx);
-        }
+            pending.len() == 1
+        };
         let guard = PendingGuard { shared: self, id };
-        if self.writer.send(&frame).is_err() {
-            return Err(self.closed_error());
-        }
+        // A lone request goes out at once; with others in flight, frames queue so the writer
+        // task sends a burst in one write (latency for one call, throughput for many).
+        let sent = if alone {
+            self.writer.send(&frame)
+        } else {
+            self.writer.enqueue(&frame)
+        };
+        // A failed write means the guest is gone, but the reader may not have said why yet.
+        // The request is registered, and `close` answers every registered request with the
+        // reason, so wait for that (bounded, in case the reader never sees the hang-up).
         let outcome = match limit {
+            _ if sent.is_err() => match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                Ok(outcome) => outcome,
+                Err(_) => return Err(self.closed_error()),
+            },
             None => rx.await,
             Some((limit, grace)) => {
                 match tokio::time::timeout(limit.saturating_add(grace), rx).await {

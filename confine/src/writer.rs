@@ -1,10 +1,10 @@
 //! The write side of a guest connection.
 //!
-//! A request's frame is written straight from the caller's task with a non-blocking write when
-//! nothing is queued ahead of it: the common case (one call in flight, or a socket with room)
-//! costs one `write` and no task switch. When the socket is full, or frames are already
-//! queued, the frame joins the queue and the writer task drains it, several frames per
-//! `write`, in order. Frames never interleave: the direct write happens under the same lock
+//! A lone request's frame is written straight from the caller's task with a non-blocking
+//! write when nothing is queued ahead of it: one `write` and no task switch, which is what a
+//! single call's latency is made of. When other requests are in flight, the socket is full, or
+//! frames are already queued, the frame joins the queue and the writer task drains it, several
+//! frames per `write`, in order: that is what throughput with many calls in flight is made of. Frames never interleave: the direct write happens under the same lock
 //! that guards the queue, and only when the queue is empty and the task idle.
 
 use std::{
@@ -60,14 +60,24 @@ impl Writer {
         }
     }
 
-    /// Sends one encoded frame.
+    /// Sends one encoded frame, writing it at once if nothing is queued ahead of it.
     pub(crate) fn send(&self, frame: &[u8]) -> Result<(), WriteClosed> {
+        self.push(frame, true)
+    }
+
+    /// Queues one encoded frame for the writer task, which writes everything queued in one
+    /// go: the cheaper path when many frames are being sent at once.
+    pub(crate) fn enqueue(&self, frame: &[u8]) -> Result<(), WriteClosed> {
+        self.push(frame, false)
+    }
+
+    fn push(&self, frame: &[u8], direct: bool) -> Result<(), WriteClosed> {
         let mut st = self.state.lock().map_err(|_| WriteClosed)?;
         if st.closing {
             return Err(WriteClosed);
         }
         let mut rest = frame;
-        if !st.busy && st.queue.is_empty() {
+        if direct && !st.busy && st.queue.is_empty() {
             if let Some(half) = self.half.get() {
                 match half.try_write(frame) {
                     Ok(n) if n == frame.len() => return Ok(()),
