@@ -39,7 +39,7 @@ use std::{
     panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc, Mutex, RwLock,
     },
     task::{Context, Poll},
@@ -92,7 +92,6 @@ pub(crate) struct Shared {
     pub(crate) exit: watch::Sender<Option<ExitInfo>>,
     /// Wakes the child task to kill the guest.
     pub(crate) kill: Notify,
-    killed: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -156,7 +155,6 @@ pub(crate) async fn connect(
         events,
         exit: exit_tx,
         kill: Notify::new(),
-        killed: AtomicBool::new(false),
     });
     // The child task owns the process: it records the exit status and kills on request.
     tokio::spawn(watch_child(child, Arc::clone(&shared)));
@@ -205,7 +203,7 @@ pub(crate) async fn connect(
                 return Err(if frames.has_partial() {
                     ProtocolError::Truncated
                 } else {
-                    ProtocolError::Unexpected("connection closed before Ready")
+                    ProtocolError::ClosedBeforeReady
                 });
             }
             frames.filled(n);
@@ -214,18 +212,19 @@ pub(crate) async fn connect(
     let (runtime, version) = match tokio::time::timeout(cfg.ready_timeout, handshake).await {
         Ok(Ok(ready)) => ready,
         Ok(Err(e)) => {
-            shared.kill_guest();
-            // A guest that died during startup is reported by how it died, not by the
-            // closed socket it left behind.
-            let exit = shared.wait_exit(Duration::from_secs(2)).await;
-            return Err(match (e, exit) {
-                (ProtocolError::Unexpected(_) | ProtocolError::Io(_), Some(info))
-                    if !shared.killed.load(Ordering::Relaxed) || info.code.is_some() =>
-                {
-                    Error::GuestExited(info)
+            // A guest that hung up during startup usually died: report how it died, not the
+            // closed socket it left behind. Anything else it sent is a protocol violation.
+            let hung_up = matches!(
+                e,
+                ProtocolError::ClosedBeforeReady | ProtocolError::Truncated | ProtocolError::Io(_)
+            );
+            if hung_up {
+                if let Some(info) = shared.wait_exit(Duration::from_secs(2)).await {
+                    return Err(Error::GuestExited(info));
                 }
-                (e, _) => Error::Protocol(Arc::new(e)),
-            });
+            }
+            shared.kill_guest();
+            return Err(Error::Protocol(Arc::new(e)));
         }
         Err(_) => {
             shared.kill_guest();
@@ -583,7 +582,6 @@ impl Shared {
     }
 
     pub(crate) fn kill_guest(&self) {
-        self.killed.store(true, Ordering::Relaxed);
         self.kill.notify_one();
     }
 

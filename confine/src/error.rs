@@ -168,6 +168,9 @@ pub enum ProtocolError {
     /// A message arrived out of order (a second `Ready`, or something before `Ready`).
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
+    /// The guest closed the connection before saying `Ready` (and did not exit).
+    #[error("connection closed before Ready")]
+    ClosedBeforeReady,
     /// The guest closed the connection in the middle of a frame.
     #[error("connection closed in the middle of a frame")]
     Truncated,
