@@ -17,6 +17,7 @@ pub mod codec;
 pub mod error;
 pub mod protocol;
 pub mod runtime;
+pub mod support;
 pub mod value;
 
 pub use error::{ErrorData, ErrorKind, Location, TIMEOUT_ERROR_NAME};

@@ -105,39 +105,7 @@ fn type_name(value: &JsValue) -> String {
     .to_owned()
 }
 
-/// The location of the first frame of a boa stack trace.
-///
-/// Frames read `    at name (file:line:col)`, `    at <main> (file:line:col)` or
-/// `    at name (native)`; native frames are skipped. File names may contain `:`, so the
-/// numbers are taken from the right.
-pub(crate) fn first_location(stack: &str) -> Option<Location> {
-    stack.lines().find_map(|line| {
-        let frame = line.trim().strip_prefix("at ")?;
-        let place = match (frame.rfind('('), frame.ends_with(')')) {
-            (Some(open), true) => &frame[open + 1..frame.len() - 1],
-            _ => frame,
-        };
-        parse_place(place)
-    })
-}
-
-fn parse_place(place: &str) -> Option<Location> {
-    let (rest, last) = place.rsplit_once(':')?;
-    let last: u32 = last.parse().ok()?;
-    match rest.rsplit_once(':') {
-        Some((file, line)) if line.parse::<u32>().is_ok() => Some(Location {
-            file: file.to_owned(),
-            line: line.parse().ok()?,
-            column: Some(last),
-        }),
-        _ => Some(Location {
-            file: rest.to_owned(),
-            line: last,
-            column: None,
-        }),
-    }
-    .filter(|l| !l.file.is_empty())
-}
+pub(crate) use confine_runtime_abstract::support::first_location;
 
 /// Splits boa's parser message `"<what> at line L, col C"` into the message and a location
 /// in `file`. Messages without a position are returned whole.

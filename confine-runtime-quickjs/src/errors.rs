@@ -1,7 +1,7 @@
 //! Turning JS exceptions into [`ErrorData`], and [`ErrorData`] back into JS errors.
 
 use crate::{console, convert::string_prop};
-use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind, Location};
+use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind};
 use rquickjs::{Ctx, Exception, Object, Value as JsValue};
 
 /// The answer for a container id that is unknown (worded like the serve loop's).
@@ -86,39 +86,7 @@ fn type_name(value: &JsValue<'_>) -> String {
     .to_owned()
 }
 
-/// The location of the first frame of a QuickJS stack trace.
-///
-/// Frames read `    at name (file:line:col)`, `    at file:line:col` (syntax errors) or
-/// `    at name (native)`; native frames are skipped. File names may contain `:`, so the
-/// numbers are taken from the right.
-pub(crate) fn first_location(stack: &str) -> Option<Location> {
-    stack.lines().find_map(|line| {
-        let frame = line.trim().strip_prefix("at ")?;
-        let place = match (frame.rfind('('), frame.ends_with(')')) {
-            (Some(open), true) => &frame[open + 1..frame.len() - 1],
-            _ => frame,
-        };
-        parse_place(place)
-    })
-}
-
-fn parse_place(place: &str) -> Option<Location> {
-    let (rest, last) = place.rsplit_once(':')?;
-    let last: u32 = last.parse().ok()?;
-    match rest.rsplit_once(':') {
-        Some((file, line)) if line.parse::<u32>().is_ok() => Some(Location {
-            file: file.to_owned(),
-            line: line.parse().ok()?,
-            column: Some(last),
-        }),
-        _ => Some(Location {
-            file: rest.to_owned(),
-            line: last,
-            column: None,
-        }),
-    }
-    .filter(|l| !l.file.is_empty())
-}
+pub(crate) use confine_runtime_abstract::support::first_location;
 
 /// A JS `Error` carrying an [`ErrorData`]'s name and message (to reject a host call with).
 pub(crate) fn to_js_error<'js>(ctx: &Ctx<'js>, e: &ErrorData) -> rquickjs::Result<JsValue<'js>> {

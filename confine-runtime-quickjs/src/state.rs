@@ -15,59 +15,12 @@ use crate::timers::Timers;
 use confine_runtime_abstract::{ContainerId, HostCallId, Link, RequestId};
 use rquickjs::{Ctx, Function, Persistent, Value};
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     collections::{BTreeSet, HashMap},
     rc::Rc,
-    time::Instant,
 };
 
-/// Time and ordering shared by every container of one [`crate::QuickJs`].
-#[derive(Debug)]
-pub(crate) struct Clock {
-    /// The latest `now` `run_pending` was given. Timers armed while it runs count from here, so
-    /// a test driving time forward by hand sees consistent deadlines.
-    floor: Cell<Instant>,
-    /// Creation order of timers, to fire equal deadlines first-armed-first and to keep timers
-    /// armed during a `run_pending` round for the next round.
-    seq: Cell<u64>,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Clock {
-            floor: Cell::new(Instant::now()),
-            seq: Cell::new(0),
-        }
-    }
-
-    /// The current time: the real clock, but never before the last `run_pending` time.
-    pub(crate) fn now(&self) -> Instant {
-        Instant::now().max(self.floor.get())
-    }
-
-    /// The latest time `run_pending` was given.
-    pub(crate) fn floor(&self) -> Instant {
-        self.floor.get()
-    }
-
-    pub(crate) fn advance(&self, now: Instant) {
-        if now > self.floor.get() {
-            self.floor.set(now);
-        }
-    }
-
-    /// Takes the next sequence number.
-    pub(crate) fn next_seq(&self) -> u64 {
-        let s = self.seq.get();
-        self.seq.set(s.wrapping_add(1));
-        s
-    }
-
-    /// The sequence number the next timer will get.
-    pub(crate) fn peek_seq(&self) -> u64 {
-        self.seq.get()
-    }
-}
+pub(crate) use confine_runtime_abstract::support::Clock;
 
 /// A host call awaiting the host's answer: how to settle the promise script code holds.
 pub(crate) struct HostCall {

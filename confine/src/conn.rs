@@ -517,8 +517,11 @@ impl Shared {
                 match tokio::time::timeout(limit.saturating_add(grace), rx).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        // The guard removes our pending entry; the reader fails the others once
-                        // the killed guest's socket closes.
+                        // Our entry stays registered so an answer the dying guest still sends is
+                        // taken as a response to a caller that left, not as a lie about an
+                        // unknown id; the reader drains it with the others once the socket
+                        // closes.
+                        std::mem::forget(guard);
                         tracing::warn!(runtime = %self.runtime, ?limit, ?grace, "guest did not stop at its wall-time limit; killing it");
                         self.kill_guest();
                         return Err(Error::LimitExceeded {
