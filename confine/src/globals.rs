@@ -123,17 +123,15 @@ impl Globals {
 
     /// Adds a plain value at `path`, copied into every container.
     ///
-    /// # Panics
-    /// Never; a value that cannot be converted is stored as `undefined` and logged. Use
-    /// [`Globals::try_value`] to see the error.
-    pub fn value(self, path: &str, value: impl Serialize) -> Self {
-        match self.clone().try_value(path, value) {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(path, error = %e, "global value cannot be converted");
-                self.try_value(path, ()).unwrap_or_default()
-            }
-        }
+    /// A value that cannot be converted (a map with non-string keys, say) is stored as
+    /// `undefined` and a warning is logged; use [`Globals::try_value`] to get the error.
+    pub fn value(mut self, path: &str, value: impl Serialize) -> Self {
+        let v = to_value(&value).unwrap_or_else(|e| {
+            tracing::warn!(path, error = %e, "global value cannot be converted; using undefined");
+            Value::Undefined
+        });
+        self.entries.push((split(path), Global::Value(v)));
+        self
     }
 
     /// Adds a plain value at `path`.
@@ -195,5 +193,25 @@ fn decode_args<A: DeserializeOwned>(args: Vec<Value>) -> Result<A, ErrorData> {
     match confine_runtime_abstract::from_value::<A>(Value::Array(args)) {
         Ok(a) => Ok(a),
         Err(first) => confine_runtime_abstract::from_value::<A>(single).map_err(|_| bad(&first)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn unconvertible_value_keeps_earlier_globals() {
+        let bad: HashMap<(i32, i32), i32> = [((1, 2), 3)].into();
+        let g = Globals::new().value("a", 1).value("b", bad);
+        let defs = g.defs();
+        assert_eq!(defs.len(), 2);
+        assert_eq!(defs[0].kind, GlobalKind::Value(Value::Number(1.0)));
+        assert_eq!(defs[1].path, ["b"]);
+        assert_eq!(defs[1].kind, GlobalKind::Value(Value::Undefined));
+        assert!(Globals::new()
+            .try_value("b", [((1, 2), 3)].into_iter().collect::<HashMap<_, _>>())
+            .is_err());
     }
 }
