@@ -18,10 +18,13 @@
 //! flight cheap.
 #![deny(missing_docs)]
 
+mod alloc;
 pub mod lockdown;
 mod serve;
 mod socket;
 
+pub use alloc::GuestAllocator;
+pub use confine_runtime_abstract::protocol::EXIT_OUT_OF_MEMORY;
 pub use serve::{serve_fd, ServeError};
 
 use confine_runtime_abstract::AbstractRuntime;

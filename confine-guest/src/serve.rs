@@ -10,8 +10,9 @@ use confine_runtime_abstract::{
         ContainerId, ContainerInfo, GlobalDef, GuestMessage, HostMessage, HostRequest, Reply,
         Source,
     },
-    AbstractRuntime, Deadline, ErrorData, ErrorKind, Link, ReplyTo, RequestId, Value,
-    PROTOCOL_VERSION,
+    support::thread_cpu_time,
+    AbstractRuntime, CpuDeadline, Deadline, ErrorData, ErrorKind, GuestLimits, LimitKind, Link,
+    ReplyTo, RequestId, Value, PROTOCOL_VERSION,
 };
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -63,6 +64,26 @@ struct Container {
     options: Value,
 }
 
+/// The time limits of one open request.
+#[derive(Clone, Copy)]
+struct Timed {
+    cid: ContainerId,
+    wall: Option<Deadline>,
+    cpu: Option<CpuDeadline>,
+}
+
+impl Timed {
+    /// The error for a request whose limit has passed, judged at `now` and CPU time `cpu`.
+    fn expired(&self, now: Instant, cpu: Duration) -> Option<ErrorData> {
+        if let Some(d) = self.wall.filter(|d| d.at <= now) {
+            return Some(ErrorData::timeout(d.limit));
+        }
+        self.cpu
+            .filter(|d| d.at <= cpu)
+            .map(|d| ErrorData::cpu_time(d.limit))
+    }
+}
+
 struct Guest<R> {
     runtime: R,
     link: Link,
@@ -73,8 +94,13 @@ struct Guest<R> {
     globals: Vec<GlobalDef>,
     /// `WaitIdle` requests not answered yet.
     idle_waiters: Vec<(ContainerId, ReplyTo)>,
-    /// Calls and `WaitIdle`s with a wall-time limit, not answered yet.
-    deadlines: HashMap<RequestId, (ContainerId, Deadline)>,
+    /// Calls and `WaitIdle`s with a wall-time or CPU-time limit, not answered yet.
+    deadlines: HashMap<RequestId, Timed>,
+    /// Calls not answered yet, by container: the requests a tripped budget fails.
+    open_calls: HashMap<RequestId, ContainerId>,
+    /// Containers over a budget, while [`Guest::flush`] fails their calls.
+    trips: HashMap<ContainerId, ErrorData>,
+    limits: GuestLimits,
     /// Requests the loop answered itself at their deadline; the runtime's late answer to
     /// one of them is dropped (the host would take it for a response to an unknown id).
     abandoned: HashSet<RequestId>,
@@ -106,6 +132,7 @@ pub fn serve_fd<R: AbstractRuntime>(mut runtime: R, fd: RawFd) -> Result<(), Ser
         protocol_version,
         max_frame,
         lockdown,
+        limits,
     } = hello
     else {
         return Err(ServeError::Protocol("first message was not Hello"));
@@ -113,6 +140,8 @@ pub fn serve_fd<R: AbstractRuntime>(mut runtime: R, fd: RawFd) -> Result<(), Ser
     if protocol_version != PROTOCOL_VERSION {
         return Err(ServeError::Protocol("host speaks another protocol version"));
     }
+    link.set_limits(limits);
+    runtime.set_limits(&limits).map_err(ServeError::Init)?;
     // Stage 2, before Ready: the engine is initialised, no source has been read, and the host
     // sends none until it has seen this filter in place. Failing here exits without Ready.
     if let Some(lockdown) = &lockdown {
@@ -131,6 +160,9 @@ pub fn serve_fd<R: AbstractRuntime>(mut runtime: R, fd: RawFd) -> Result<(), Ser
         globals: Vec::new(),
         idle_waiters: Vec::new(),
         deadlines: HashMap::new(),
+        open_calls: HashMap::new(),
+        trips: HashMap::new(),
+        limits,
         abandoned: HashSet::new(),
         outgoing: Vec::new(),
         wire: Vec::new(),
@@ -176,8 +208,13 @@ impl<R: AbstractRuntime> Guest<R> {
                 // Answering at a deadline may have failed a host call back to the runtime.
                 continue;
             }
-            // Wake for the earliest timer or deadline, whichever comes first.
-            let next_deadline = self.deadlines.values().map(|(_, d)| d.at).min();
+            // Wake for the earliest timer or deadline, whichever comes first. (CPU deadlines
+            // need no wake-up: no CPU is used while the loop sleeps.)
+            let next_deadline = self
+                .deadlines
+                .values()
+                .filter_map(|t| t.wall.map(|d| d.at))
+                .min();
             let next = match (next, next_deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -208,8 +245,9 @@ impl<R: AbstractRuntime> Guest<R> {
                 source,
                 options,
                 timeout_ms,
+                cpu_ms,
             } => {
-                let result = self.exec(source, options, deadline(timeout_ms));
+                let result = self.exec(source, options, deadline(timeout_ms), cpu_deadline(cpu_ms));
                 self.link.reply(to, result);
             }
             HostRequest::Config { cid, options } => {
@@ -227,9 +265,12 @@ impl<R: AbstractRuntime> Guest<R> {
                 export,
                 args,
                 timeout_ms,
+                cpu_ms,
             } => match self.known(cid) {
                 Ok(()) => {
-                    self.track(to, cid, deadline(timeout_ms));
+                    self.link.reset_usage(cid);
+                    self.open_calls.insert(to.0, cid);
+                    self.track(to, cid, deadline(timeout_ms), cpu_deadline(cpu_ms));
                     self.runtime.call(cid, &export, args, to);
                 }
                 Err(e) => self.link.reply(to, Err(e)),
@@ -250,6 +291,7 @@ impl<R: AbstractRuntime> Guest<R> {
                 let result = self.known(cid).map(|()| {
                     self.runtime.kill_container(cid);
                     self.containers.remove(&cid);
+                    self.link.forget(cid);
                     Reply::Unit
                 });
                 self.link.reply(to, result);
@@ -263,7 +305,7 @@ impl<R: AbstractRuntime> Guest<R> {
             }
             HostRequest::WaitIdle { cid, timeout_ms } => match self.known(cid) {
                 Ok(()) => {
-                    self.track(to, cid, deadline(timeout_ms));
+                    self.track(to, cid, deadline(timeout_ms), None);
                     self.idle_waiters.push((cid, to));
                 }
                 Err(e) => self.link.reply(to, Err(e)),
@@ -276,15 +318,27 @@ impl<R: AbstractRuntime> Guest<R> {
         source: Source,
         options: Value,
         deadline: Option<Deadline>,
+        cpu: Option<CpuDeadline>,
     ) -> Result<Reply, ErrorData> {
+        if let Some(max) = self.limits.containers {
+            if self.containers.len() >= max as usize {
+                return Err(ErrorData::limit(
+                    LimitKind::Containers,
+                    format!("the guest already has {max} live containers"),
+                ));
+            }
+        }
         let cid = self.next_cid;
         self.next_cid = self
             .next_cid
             .checked_add(1)
             .ok_or_else(|| ErrorData::internal("container ids exhausted"))?;
-        // The top-level run is synchronous, so its deadline only lasts for this call.
+        // The top-level run is synchronous, so its deadlines only last for this call.
         if deadline.is_some() {
             self.runtime.set_deadline(cid, deadline);
+        }
+        if cpu.is_some() {
+            self.runtime.set_cpu_deadline(cid, cpu);
         }
         let result = self
             .runtime
@@ -292,7 +346,29 @@ impl<R: AbstractRuntime> Guest<R> {
         if deadline.is_some() {
             self.runtime.set_deadline(cid, None);
         }
-        result?;
+        if cpu.is_some() {
+            self.runtime.set_cpu_deadline(cid, None);
+        }
+        if let Err(e) = result {
+            self.link.forget(cid);
+            return Err(e);
+        }
+        // Top-level code that went over a budget fails the exec; the host never learns the
+        // container's id, so the guest must not keep it.
+        let over = self.link.tripped(cid).or_else(|| {
+            let (now, cpu_now) = (Instant::now(), thread_cpu_time());
+            let timed = Timed {
+                cid,
+                wall: deadline,
+                cpu,
+            };
+            timed.expired(now, cpu_now)
+        });
+        if let Some(e) = over {
+            self.runtime.kill_container(cid);
+            self.link.forget(cid);
+            return Err(e);
+        }
         self.containers.insert(
             cid,
             Container {
@@ -303,41 +379,54 @@ impl<R: AbstractRuntime> Guest<R> {
         Ok(Reply::Container(cid))
     }
 
-    /// Remembers request `to`'s deadline, if it has one, and tells the runtime.
-    fn track(&mut self, to: ReplyTo, cid: ContainerId, deadline: Option<Deadline>) {
-        if let Some(d) = deadline {
-            self.deadlines.insert(to.0, (cid, d));
+    /// Remembers request `to`'s deadlines, if it has any, and tells the runtime.
+    fn track(
+        &mut self,
+        to: ReplyTo,
+        cid: ContainerId,
+        wall: Option<Deadline>,
+        cpu: Option<CpuDeadline>,
+    ) {
+        if wall.is_some() || cpu.is_some() {
+            self.deadlines.insert(to.0, Timed { cid, wall, cpu });
             self.refresh_deadline(cid);
         }
     }
 
-    /// Gives the runtime container `cid`'s earliest deadline among its open requests.
+    /// Gives the runtime container `cid`'s earliest deadlines among its open requests.
     fn refresh_deadline(&mut self, cid: ContainerId) {
-        let earliest = self
-            .deadlines
-            .values()
-            .filter(|(c, _)| *c == cid)
-            .map(|(_, d)| *d)
-            .min_by_key(|d| d.at);
-        self.runtime.set_deadline(cid, earliest);
+        let of_cid = || self.deadlines.values().filter(|t| t.cid == cid);
+        let wall = of_cid().filter_map(|t| t.wall).min_by_key(|d| d.at);
+        let cpu = of_cid().filter_map(|t| t.cpu).min_by_key(|d| d.at);
+        self.runtime.set_deadline(cid, wall);
+        self.runtime.set_cpu_deadline(cid, cpu);
     }
 
-    /// Answers every request whose deadline has passed with a timeout error. Returns what
-    /// the flush that sends them returned.
+    /// Answers every request whose wall-time or CPU-time limit has passed with the limit's
+    /// error. Returns what the flush that sends them returned.
     fn expire(&mut self, now: Instant) -> Result<bool, ServeError> {
-        let expired: Vec<(RequestId, ContainerId, Deadline)> = self
+        if self.deadlines.is_empty() {
+            return Ok(false);
+        }
+        // One system call per turn, and only while a CPU limit is open.
+        let cpu_now = if self.deadlines.values().any(|t| t.cpu.is_some()) {
+            thread_cpu_time()
+        } else {
+            Duration::ZERO
+        };
+        let expired: Vec<(RequestId, ContainerId, ErrorData)> = self
             .deadlines
             .iter()
-            .filter(|(_, (_, d))| d.at <= now)
-            .map(|(&id, &(cid, d))| (id, cid, d))
+            .filter_map(|(&id, t)| t.expired(now, cpu_now).map(|e| (id, t.cid, e)))
             .collect();
         if expired.is_empty() {
             return Ok(false);
         }
         let mut abandoned = Vec::new();
         let mut cids = Vec::new();
-        for (id, cid, d) in expired {
+        for (id, cid, error) in expired {
             self.deadlines.remove(&id);
+            self.open_calls.remove(&id);
             let to = ReplyTo(id);
             let waiting_idle = self.idle_waiters.iter().any(|&(_, w)| w == to);
             if waiting_idle {
@@ -345,7 +434,7 @@ impl<R: AbstractRuntime> Guest<R> {
             } else if !self.runtime.abandon_reply(cid, to) {
                 abandoned.push(id);
             }
-            self.link.reply(to, Err(ErrorData::timeout(d.limit)));
+            self.link.reply(to, Err(error));
             cids.push(cid);
         }
         cids.sort_unstable();
@@ -396,25 +485,53 @@ impl<R: AbstractRuntime> Guest<R> {
         });
     }
 
+    /// Settles what went over a per-call budget ([`Link::log`], [`Link::call_host`]):
+    /// refused host calls are failed back to the runtime, and tripped containers are noted
+    /// in `self.trips` so that [`Guest::flush`] fails their open calls.
+    fn settle_budgets(&mut self) {
+        // Failing a host call runs script code, which may go over again; each round refuses
+        // only calls made after the budget ran out, which stop once the script stops.
+        for _ in 0..64 {
+            let refused = self.link.take_refused();
+            if refused.is_empty() {
+                break;
+            }
+            for (id, error) in refused {
+                self.runtime.host_call_settled(id, Err(error));
+            }
+        }
+        for (cid, error) in self.link.take_tripped() {
+            self.trips.entry(cid).or_insert(error);
+        }
+    }
+
     /// Encodes everything the runtime queued and writes it in one go. Returns `true` if a
     /// host call was too large to send and was failed back to the runtime instead.
     fn flush(&mut self) -> Result<bool, ServeError> {
+        self.settle_budgets();
         self.link.drain_into(&mut self.outgoing);
-        if self.outgoing.is_empty() {
+        if self.outgoing.is_empty() && self.trips.is_empty() {
             return Ok(false);
         }
         self.wire.clear();
         let mut settled = false;
         let mut answered = Vec::new();
         let mut outgoing = std::mem::take(&mut self.outgoing);
-        for msg in outgoing.drain(..) {
-            if let GuestMessage::Response { id, .. } = &msg {
+        for mut msg in outgoing.drain(..) {
+            if let GuestMessage::Response { id, result } = &mut msg {
                 if self.abandoned.remove(id) {
                     // Already answered at its deadline.
                     continue;
                 }
-                if let Some((cid, _)) = self.deadlines.remove(id) {
-                    answered.push(cid);
+                if let Some(t) = self.deadlines.remove(id) {
+                    answered.push(t.cid);
+                }
+                if let Some(cid) = self.open_calls.remove(id) {
+                    // A call of a container over its budget fails with that limit, even if
+                    // the script carried on to a result (an engine that cannot interrupt).
+                    if let Some(error) = self.trips.get(&cid) {
+                        *result = Err(error.clone());
+                    }
                 }
             }
             match codec::encode_into(&msg, self.max_frame, &mut self.wire) {
@@ -431,8 +548,33 @@ impl<R: AbstractRuntime> Guest<R> {
             }
         }
         self.outgoing = outgoing;
+        // Calls of tripped containers still open (awaiting a promise) fail now.
+        if !self.trips.is_empty() {
+            let trips = std::mem::take(&mut self.trips);
+            let open: Vec<(RequestId, ContainerId)> = self
+                .open_calls
+                .iter()
+                .filter(|(_, cid)| trips.contains_key(cid))
+                .map(|(&id, &cid)| (id, cid))
+                .collect();
+            for (id, cid) in open {
+                self.open_calls.remove(&id);
+                if self.deadlines.remove(&id).is_some() {
+                    answered.push(cid);
+                }
+                if !self.runtime.abandon_reply(cid, ReplyTo(id)) {
+                    self.abandoned.insert(id);
+                }
+                let result = Err(trips[&cid].clone());
+                let msg = GuestMessage::Response { id, result };
+                codec::encode_into(&msg, self.max_frame, &mut self.wire)?;
+            }
+        }
         for cid in answered {
             self.refresh_deadline(cid);
+        }
+        if self.wire.is_empty() {
+            return Ok(settled);
         }
         socket::write_all(self.fd, &self.wire)?;
         // Do not keep a huge buffer around after one big message.
@@ -452,6 +594,17 @@ fn deadline(timeout_ms: Option<u64>) -> Option<Deadline> {
             at: Instant::now()
                 .checked_add(limit)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400)),
+            limit,
+        }
+    })
+}
+
+/// The CPU deadline for a request read now with CPU-time limit `cpu_ms`.
+fn cpu_deadline(cpu_ms: Option<u64>) -> Option<CpuDeadline> {
+    cpu_ms.map(|ms| {
+        let limit = Duration::from_millis(ms);
+        CpuDeadline {
+            at: thread_cpu_time().saturating_add(limit),
             limit,
         }
     })

@@ -58,6 +58,54 @@ impl ErrorKind {
 /// (the host maps it to its own wall-time limit error).
 pub const TIMEOUT_ERROR_NAME: &str = "TimeoutError";
 
+/// Which limit an [`ErrorKind::Limit`] error reports, told apart by the error's name so the
+/// wire format stays the same for every limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// Wall time of a call or a top-level run.
+    WallTime,
+    /// CPU time of a call or a top-level run.
+    CpuTime,
+    /// The guest's memory budget.
+    Memory,
+    /// The script's stack (recursion depth).
+    Stack,
+    /// Console output bytes per call.
+    Output,
+    /// Host-function calls per call.
+    HostCalls,
+    /// Live containers per guest.
+    Containers,
+}
+
+impl LimitKind {
+    /// Every limit kind.
+    pub const ALL: [LimitKind; 7] = [
+        LimitKind::WallTime,
+        LimitKind::CpuTime,
+        LimitKind::Memory,
+        LimitKind::Stack,
+        LimitKind::Output,
+        LimitKind::HostCalls,
+        LimitKind::Containers,
+    ];
+
+    /// The [`ErrorData::name`] of an error reporting this limit. A script that catches a
+    /// limit error (a refused host call, say) sees this name.
+    pub fn error_name(self) -> &'static str {
+        match self {
+            LimitKind::WallTime => TIMEOUT_ERROR_NAME,
+            LimitKind::CpuTime => "CpuTimeLimitError",
+            LimitKind::Memory => "MemoryLimitError",
+            LimitKind::Stack => "StackLimitError",
+            LimitKind::Output => "OutputLimitError",
+            LimitKind::HostCalls => "HostCallLimitError",
+            LimitKind::Containers => "ContainerLimitError",
+        }
+    }
+}
+
 /// Where in a source an error happened (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
@@ -113,7 +161,32 @@ impl ErrorData {
 
     /// `true` for an error made by [`ErrorData::timeout`].
     pub fn is_timeout(&self) -> bool {
-        self.kind == ErrorKind::Limit && self.name == TIMEOUT_ERROR_NAME
+        self.limit_kind() == Some(LimitKind::WallTime)
+    }
+
+    /// Limit `kind` was hit: [`ErrorKind::Limit`], named [`LimitKind::error_name`].
+    pub fn limit(kind: LimitKind, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Limit, kind.error_name(), message)
+    }
+
+    /// A CPU-time limit of `limit` was used up: [`ErrorData::limit`] with
+    /// [`LimitKind::CpuTime`].
+    pub fn cpu_time(limit: std::time::Duration) -> Self {
+        Self::limit(
+            LimitKind::CpuTime,
+            format!("CPU-time limit of {} ms exceeded", limit.as_millis()),
+        )
+    }
+
+    /// Which limit this error reports, for an [`ErrorKind::Limit`] error with one of the
+    /// [`LimitKind::error_name`]s.
+    pub fn limit_kind(&self) -> Option<LimitKind> {
+        if self.kind != ErrorKind::Limit {
+            return None;
+        }
+        LimitKind::ALL
+            .into_iter()
+            .find(|k| k.error_name() == self.name)
     }
 
     /// Shorthand for an [`ErrorKind::InvalidRequest`] error named `TypeError`.

@@ -20,7 +20,7 @@ pub mod runtime;
 pub mod support;
 pub mod value;
 
-pub use error::{ErrorData, ErrorKind, Location, TIMEOUT_ERROR_NAME};
-pub use protocol::{ContainerId, RequestId, PROTOCOL_VERSION};
-pub use runtime::{AbstractRuntime, Deadline, HostCallId, Link, ReplyTo, RuntimeInfo};
+pub use error::{ErrorData, ErrorKind, LimitKind, Location, TIMEOUT_ERROR_NAME};
+pub use protocol::{ContainerId, GuestLimits, RequestId, PROTOCOL_VERSION};
+pub use runtime::{AbstractRuntime, CpuDeadline, Deadline, HostCallId, Link, ReplyTo, RuntimeInfo};
 pub use value::{from_value, to_value, Map, Value, ValueError};

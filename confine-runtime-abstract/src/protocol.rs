@@ -20,7 +20,12 @@ use serde::{Deserialize, Serialize};
 ///
 /// 2: `Hello` carries the [`Lockdown`].
 /// 3: `Exec`, `Call` and `WaitIdle` carry a wall-time limit (`timeout_ms`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: `Hello` carries the [`GuestLimits`]; `Exec` and `Call` a CPU-time limit (`cpu_ms`).
+pub const PROTOCOL_VERSION: u32 = 4;
+
+/// The exit status of a guest whose process ran out of memory: an allocation failed against
+/// the host's process-level cap. The host reports it as the memory limit, not as a crash.
+pub const EXIT_OUT_OF_MEMORY: i32 = 73;
 
 /// Identifies one request among those in flight in one direction.
 pub type RequestId = u64;
@@ -40,6 +45,8 @@ pub enum HostMessage {
         /// What the guest must do to itself before it answers `Ready`; `None` when the host
         /// runs it without a sandbox.
         lockdown: Option<Lockdown>,
+        /// The budgets the guest enforces on its scripts.
+        limits: GuestLimits,
     },
     /// A request the guest must answer with [`GuestMessage::Response`] and the same id.
     Request {
@@ -70,6 +77,30 @@ pub struct Lockdown {
     pub seccomp_filter: Vec<u8>,
 }
 
+/// Budgets a guest enforces on its scripts, sent in [`HostMessage::Hello`]. `None` is no
+/// limit. A script that goes over one is stopped where the engine can stop it, and the
+/// request it ran for fails with an [`crate::ErrorKind::Limit`] error naming the limit
+/// ([`crate::LimitKind`]).
+///
+/// "Per call" counts from when the guest reads a request into a container (`Exec` or `Call`)
+/// until the next such request into the same container: output or host calls made by timers
+/// and promise jobs in between count against the call that started them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLimits {
+    /// Bytes the engine may allocate for script data, across all containers of the guest.
+    /// Past it, allocation fails with a catchable out-of-memory error where the engine can
+    /// do that (QuickJS); the host's process-level cap backs it everywhere.
+    pub memory_bytes: Option<u64>,
+    /// Native stack the engine may use for script recursion, in bytes.
+    pub stack_bytes: Option<u32>,
+    /// Console output bytes per call; output past it is dropped and the call fails.
+    pub output_bytes: Option<u64>,
+    /// Host-function calls per call; the call past it is refused and the call fails.
+    pub host_calls: Option<u32>,
+    /// Live containers per guest; an `Exec` past it fails.
+    pub containers: Option<u32>,
+}
+
 /// What the host asks of a guest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HostRequest {
@@ -84,6 +115,10 @@ pub enum HostRequest {
         /// the request; `None` for no limit. Past it the guest answers a
         /// [`crate::ErrorKind::Limit`] error named [`crate::TIMEOUT_ERROR_NAME`].
         timeout_ms: Option<u64>,
+        /// CPU-time limit for the top-level run, in milliseconds of the guest thread's CPU
+        /// time from when it reads the request; `None` for no limit. Past it the guest
+        /// answers a [`crate::LimitKind::CpuTime`] error.
+        cpu_ms: Option<u64>,
     },
     /// Change a container's runtime options. Answered with [`Reply::Unit`].
     Config {
@@ -105,6 +140,10 @@ pub enum HostRequest {
         /// export returns or its promise settles; `None` for no limit. As in
         /// [`HostRequest::Exec`].
         timeout_ms: Option<u64>,
+        /// CPU-time limit, in milliseconds, until the export returns or its promise settles;
+        /// `None` for no limit. As in [`HostRequest::Exec`]: the guest's CPU time while the
+        /// call is open counts, including time spent on other containers meanwhile.
+        cpu_ms: Option<u64>,
     },
     /// List the live containers. Answered with [`Reply::Containers`].
     List,

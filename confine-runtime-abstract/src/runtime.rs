@@ -17,14 +17,16 @@
 //! calls [`AbstractRuntime::host_call_settled`].
 
 use crate::{
-    error::ErrorData,
+    error::{ErrorData, LimitKind},
     protocol::{
-        ContainerId, GlobalDef, GuestMessage, GuestRequest, LogLevel, Reply, RequestId, Source,
+        ContainerId, GlobalDef, GuestLimits, GuestMessage, GuestRequest, LogLevel, Reply,
+        RequestId, Source,
     },
     value::Value,
 };
 use std::{
     cell::{Cell, RefCell},
+    collections::HashMap,
     fmt,
     rc::Rc,
     time::{Duration, Instant},
@@ -52,6 +54,25 @@ pub struct Deadline {
     pub limit: Duration,
 }
 
+/// A CPU-time limit in force for a container: the earliest among its requests, on the guest
+/// thread's CPU clock ([`crate::support::thread_cpu_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuDeadline {
+    /// The thread CPU time at which script code must stop.
+    pub at: Duration,
+    /// The limit the deadline came from, for the error message.
+    pub limit: Duration,
+}
+
+impl CpuDeadline {
+    /// `true` once the thread has used up the budget. Costs a `clock_gettime` system call
+    /// (thread CPU clocks are not in the vDSO), so runtimes call it from their periodic
+    /// interrupt check, not per operation.
+    pub fn passed(&self) -> bool {
+        crate::support::thread_cpu_time() >= self.at
+    }
+}
+
 /// Identifies a host call the runtime made, to match the host's answer.
 pub type HostCallId = RequestId;
 
@@ -70,6 +91,19 @@ pub trait AbstractRuntime {
     /// # Errors
     /// An engine that cannot start; the guest exits.
     fn init(&mut self, link: Link) -> Result<(), ErrorData>;
+
+    /// The host's budgets, once, after [`AbstractRuntime::init`] and before any request. The
+    /// serve loop and [`Link`] enforce the output, host-call and container budgets for every
+    /// runtime; a runtime applies what only the engine can: [`GuestLimits::memory_bytes`]
+    /// and [`GuestLimits::stack_bytes`]. The default applies neither, leaving memory to the
+    /// host's process-level cap.
+    ///
+    /// # Errors
+    /// Limits the engine cannot work with (a stack too small to start, say); the guest exits.
+    fn set_limits(&mut self, limits: &GuestLimits) -> Result<(), ErrorData> {
+        let _ = limits;
+        Ok(())
+    }
 
     /// Creates container `cid` from `source`, with the host globals defined so far, and runs
     /// its top-level code.
@@ -127,6 +161,15 @@ pub trait AbstractRuntime {
         let _ = (cid, deadline);
     }
 
+    /// Sets (or clears) the CPU-time deadline for script code of container `cid`, like
+    /// [`AbstractRuntime::set_deadline`]: a runtime that can interrupt script code checks
+    /// [`CpuDeadline::passed`] from its interrupt hook and answers the request with
+    /// [`ErrorData::cpu_time`]. The default ignores it; the serve loop still answers requests
+    /// at the deadline between turns, and the host's hard limit holds for tight loops.
+    fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
+        let _ = (cid, deadline);
+    }
+
     /// The serve loop answered `reply` (a call on container `cid`) itself, because its
     /// deadline passed while its promise was pending. The runtime should forget it and return
     /// `true`; the default returns `false`, and the serve loop then drops the runtime's late
@@ -145,6 +188,22 @@ pub trait AbstractRuntime {
 struct LinkInner {
     outgoing: RefCell<Vec<GuestMessage>>,
     next_call: Cell<HostCallId>,
+    limits: Cell<GuestLimits>,
+    /// What each container used of its per-call budgets.
+    usage: RefCell<HashMap<ContainerId, Usage>>,
+    /// Containers that went over a budget, with the error, until the serve loop takes them.
+    tripped: RefCell<Vec<(ContainerId, ErrorData)>>,
+    /// Host calls refused for going over the budget, to be failed back to the runtime.
+    refused: RefCell<Vec<(HostCallId, ErrorData)>>,
+}
+
+/// What one container used of its per-call budgets since its last request.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    output: u64,
+    host_calls: u32,
+    /// Over a budget: later output is dropped and later host calls refused.
+    over: bool,
 }
 
 /// A runtime's way to the host: a queue of outgoing messages the serve loop flushes.
@@ -179,9 +238,28 @@ impl Link {
 
     /// Asks the host to run the global function at `path`; the answer arrives through
     /// [`AbstractRuntime::host_call_settled`] with the returned id.
+    ///
+    /// A call past the container's [`GuestLimits::host_calls`] budget is not sent: it is
+    /// answered (through `host_call_settled`, on the serve loop's next turn) with a
+    /// [`LimitKind::HostCalls`] error, and the container is [tripped](Link::tripped).
     pub fn call_host(&self, cid: ContainerId, path: Vec<String>, args: Vec<Value>) -> HostCallId {
         let id = self.0.next_call.get().wrapping_add(1);
         self.0.next_call.set(id);
+        if let Some(max) = self.0.limits.get().host_calls {
+            let over = self.charge(cid, |u| {
+                u.host_calls = u.host_calls.saturating_add(1);
+                u.host_calls > max
+            });
+            if over {
+                let error = ErrorData::limit(
+                    LimitKind::HostCalls,
+                    format!("more than {max} host-function calls in one call"),
+                );
+                self.trip(cid, error.clone());
+                self.0.refused.borrow_mut().push((id, error));
+                return id;
+            }
+        }
         self.send(GuestMessage::Request {
             id,
             request: GuestRequest::HostCall { cid, path, args },
@@ -189,13 +267,112 @@ impl Link {
         id
     }
 
-    /// Forwards console output.
+    /// Forwards console output. Output past the container's [`GuestLimits::output_bytes`]
+    /// budget is dropped (after one line saying so) and the container is
+    /// [tripped](Link::tripped).
     pub fn log(&self, cid: ContainerId, level: LogLevel, message: String) {
+        if let Some(max) = self.0.limits.get().output_bytes {
+            let len = message.len() as u64;
+            let mut first = false;
+            let over = self.charge(cid, |u| {
+                if u.over {
+                    return true;
+                }
+                u.output = u.output.saturating_add(len);
+                first = u.output > max;
+                first
+            });
+            if over {
+                if first {
+                    self.send(GuestMessage::Log {
+                        cid,
+                        level: LogLevel::Error,
+                        message: format!(
+                            "[confine: console output limit of {max} bytes per call reached; \
+                             further output dropped]"
+                        ),
+                    });
+                    self.trip(
+                        cid,
+                        ErrorData::limit(
+                            LimitKind::Output,
+                            format!("more than {max} bytes of console output in one call"),
+                        ),
+                    );
+                }
+                return;
+            }
+        }
         self.send(GuestMessage::Log {
             cid,
             level,
             message,
         });
+    }
+
+    /// Sets the budgets [`Link::log`] and [`Link::call_host`] enforce (the serve loop does,
+    /// after `Hello`).
+    pub fn set_limits(&self, limits: GuestLimits) {
+        self.0.limits.set(limits);
+    }
+
+    /// The budgets in force.
+    pub fn limits(&self) -> GuestLimits {
+        self.0.limits.get()
+    }
+
+    /// Starts a new call's budgets for container `cid` (the serve loop does, for each request
+    /// into it).
+    pub fn reset_usage(&self, cid: ContainerId) {
+        self.0.usage.borrow_mut().remove(&cid);
+    }
+
+    /// Forgets container `cid` (killed).
+    pub fn forget(&self, cid: ContainerId) {
+        self.0.usage.borrow_mut().remove(&cid);
+        self.0.tripped.borrow_mut().retain(|(c, _)| *c != cid);
+    }
+
+    /// The error container `cid` went over a budget with, while the serve loop has not yet
+    /// failed its requests. A runtime's interrupt hook checks this to stop script code that
+    /// keeps going after it was tripped (a console flood in a loop).
+    pub fn tripped(&self, cid: ContainerId) -> Option<ErrorData> {
+        self.0
+            .tripped
+            .borrow()
+            .iter()
+            .find(|(c, _)| *c == cid)
+            .map(|(_, e)| e.clone())
+    }
+
+    /// `true` if some container is tripped (cheap; for interrupt hooks).
+    pub fn any_tripped(&self) -> bool {
+        !self.0.tripped.borrow().is_empty()
+    }
+
+    /// Takes the tripped containers (the serve loop, to fail their requests).
+    pub fn take_tripped(&self) -> Vec<(ContainerId, ErrorData)> {
+        std::mem::take(&mut *self.0.tripped.borrow_mut())
+    }
+
+    /// Takes the host calls refused for their budget (the serve loop, to fail them back).
+    pub fn take_refused(&self) -> Vec<(HostCallId, ErrorData)> {
+        std::mem::take(&mut *self.0.refused.borrow_mut())
+    }
+
+    fn charge(&self, cid: ContainerId, f: impl FnOnce(&mut Usage) -> bool) -> bool {
+        let mut usage = self.0.usage.borrow_mut();
+        let u = usage.entry(cid).or_default();
+        let over = f(u);
+        u.over |= over;
+        over
+    }
+
+    fn trip(&self, cid: ContainerId, error: ErrorData) {
+        let mut tripped = self.0.tripped.borrow_mut();
+        if !tripped.iter().any(|(c, _)| *c == cid) {
+            tripped.push((cid, error));
+        }
     }
 
     /// Reports an error no request was waiting for.

@@ -1,8 +1,32 @@
-//! Engine-independent helpers for JavaScript runtimes: the timer clock, stack-trace location
-//! parsing, and console formatting of property names and strings. No engine, no I/O.
+//! Engine-independent helpers for JavaScript runtimes: the timer clock, the thread's CPU
+//! clock, stack-trace location parsing, and console formatting of property names and strings.
+//! No engine, no I/O.
 
 use crate::error::Location;
-use std::{cell::Cell, fmt::Write as _, time::Instant};
+use std::{
+    cell::Cell,
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). A guest serves on one
+/// thread, so this is the CPU its scripts used. Zero if the clock cannot be read, which makes
+/// CPU limits never fire rather than fire at random.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
 
 /// Time and ordering shared by every container of one runtime: a clock that never runs
 /// backwards and a sequence for timers.

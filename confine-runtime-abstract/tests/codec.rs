@@ -7,8 +7,8 @@ use confine_runtime_abstract::{
         decode_body, encode, encode_into, CodecError, FrameBuffer, DEFAULT_MAX_FRAME, HEADER_LEN,
     },
     protocol::{
-        ContainerInfo, GlobalDef, GlobalKind, GuestMessage, GuestRequest, HostMessage, HostRequest,
-        Lockdown, LogLevel, Reply, Source,
+        ContainerInfo, GlobalDef, GlobalKind, GuestLimits, GuestMessage, GuestRequest, HostMessage,
+        HostRequest, Lockdown, LogLevel, Reply, Source,
     },
     value::MAX_DEPTH,
     ErrorData, ErrorKind, Location, Value, PROTOCOL_VERSION,
@@ -76,11 +76,13 @@ fn host_messages() -> Vec<HostMessage> {
             source: Source::text("export const f = () => 1;", "main.js"),
             options: sample_value(),
             timeout_ms: None,
+            cpu_ms: None,
         },
         HostRequest::Exec {
             source: Source::binary(b"\0asm\x01\0\0\0".to_vec(), "m.wasm"),
             options: sample_value(),
             timeout_ms: Some(u64::MAX),
+            cpu_ms: Some(0),
         },
         HostRequest::Config {
             cid: 1,
@@ -91,6 +93,7 @@ fn host_messages() -> Vec<HostMessage> {
             export: "f".into(),
             args: vec![sample_value(), Value::Undefined],
             timeout_ms: Some(250),
+            cpu_ms: Some(100),
         },
         HostRequest::List,
         HostRequest::Kill { cid: 2 },
@@ -116,6 +119,7 @@ fn host_messages() -> Vec<HostMessage> {
             protocol_version: PROTOCOL_VERSION,
             max_frame: DEFAULT_MAX_FRAME,
             lockdown: None,
+            limits: GuestLimits::default(),
         },
         HostMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -123,6 +127,13 @@ fn host_messages() -> Vec<HostMessage> {
             lockdown: Some(Lockdown {
                 seccomp_filter: (0..=255u8).cycle().take(8 * 300).collect(),
             }),
+            limits: GuestLimits {
+                memory_bytes: Some(u64::MAX),
+                stack_bytes: Some(256 << 10),
+                output_bytes: Some(0),
+                host_calls: Some(7),
+                containers: Some(u32::MAX),
+            },
         },
     ];
     out.extend(

@@ -19,7 +19,7 @@ use boa_engine::{
         builtins::{JsDate, JsTypedArray},
         FunctionObjectBuilder,
     },
-    Context, JsObject, JsValue, JsVariant, NativeFunction,
+    Context, JsNativeError, JsObject, JsValue, JsVariant, NativeFunction,
 };
 use confine_runtime_abstract::{protocol::LogLevel, ContainerId, Link};
 use std::fmt::Write as _;
@@ -48,6 +48,12 @@ pub(crate) fn install(
         let f = NativeFunction::from_copy_closure_with_captures(
             |_, args, captures: &Untraced<(Link, ContainerId, LogLevel)>, ctx| {
                 let (link, cid, level) = &captures.0;
+                // Boa cannot interrupt a script, so a container over its output budget gets
+                // an error from each further `console` call: a logging loop ends there (its
+                // call fails with the limit either way).
+                if let Some(e) = link.any_tripped().then(|| link.tripped(*cid)).flatten() {
+                    return Err(JsNativeError::range().with_message(e.message).into());
+                }
                 let message = format_args(ctx, args);
                 link.log(*cid, *level, message);
                 Ok(JsValue::undefined())

@@ -7,7 +7,7 @@
 //! share boa's thread-local garbage collector, which is fine: the guest is one thread.
 
 use crate::{
-    console, convert, errors, globals,
+    console, convert, errors, globals, guards,
     hooks::Hooks,
     jobs::Jobs,
     loader::DenyImports,
@@ -23,7 +23,7 @@ use boa_engine::{
 };
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Reply, Source},
-    ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
+    ContainerId, CpuDeadline, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
 };
 use std::{rc::Rc, time::Instant};
 
@@ -48,6 +48,10 @@ pub(crate) struct Container {
     exports: Option<Exports>,
     shared: Rc<Shared>,
     jobs: Rc<Jobs>,
+    /// The time limits of the requests open on the container. Boa cannot interrupt script
+    /// code, so they only end floods of promise jobs ([`Container::run_jobs`]).
+    deadline: Option<Deadline>,
+    cpu: Option<CpuDeadline>,
     context: Context,
 }
 
@@ -91,12 +95,15 @@ impl Container {
             exports: None,
             shared,
             jobs,
+            deadline: None,
+            cpu: None,
             context,
         };
         let shared = container.shared.clone();
         let ctx = &mut container.context;
         console::install(ctx, &shared.link, cid).map_err(|e| errors::caught(ctx, e))?;
         timers::install(ctx, &shared).map_err(|e| errors::caught(ctx, e))?;
+        guards::install(ctx).map_err(|e| errors::caught(ctx, e))?;
         for def in globals {
             globals::define(ctx, &shared, def)?;
         }
@@ -213,12 +220,43 @@ impl Container {
 
     /// Runs every queued job. A job fails only with what a promise cannot hold (boa's
     /// uncatchable engine errors); that is reported as uncaught.
+    /// Runs queued promise jobs, and drops them all once a limit of the container has
+    /// passed (a job flood such as `const f = () => Promise.resolve().then(f)` never ends
+    /// by itself); what was dropped is reported as uncaught.
     pub(crate) fn run_jobs(&mut self) {
         let shared = self.shared.clone();
-        self.jobs.run(&mut self.context, |ctx, e| {
-            let error = errors::caught(ctx, e);
-            shared.link.uncaught(shared.cid, error);
-        });
+        let (deadline, cpu) = (self.deadline, self.cpu);
+        let mut over = None;
+        let dropped = self.jobs.run_checked(
+            &mut self.context,
+            |ctx, e| {
+                let error = errors::caught(ctx, e);
+                shared.link.uncaught(shared.cid, error);
+            },
+            || {
+                over = over_limit(&shared, deadline, cpu);
+                over.is_some()
+            },
+        );
+        if let Some(error) = over {
+            let message = format!(
+                "{}; {dropped} queued promise jobs were dropped",
+                error.message
+            );
+            shared
+                .link
+                .uncaught(shared.cid, ErrorData { message, ..error });
+        }
+    }
+
+    /// Sets the wall-time deadline job floods are held to.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.deadline = deadline;
+    }
+
+    /// Sets the CPU-time deadline job floods are held to.
+    pub(crate) fn set_cpu_deadline(&mut self, deadline: Option<CpuDeadline>) {
+        self.cpu = deadline;
     }
 
     /// The first timer due at `now` among those armed before `before`.
@@ -351,4 +389,22 @@ fn await_promise(
 fn take_reply(shared: &Shared, reply: ReplyTo) -> bool {
     let taken = shared.replies.borrow_mut().remove(&reply.0);
     taken
+}
+
+/// The error of the first limit a container is past, if any.
+fn over_limit(
+    shared: &Shared,
+    deadline: Option<Deadline>,
+    cpu: Option<CpuDeadline>,
+) -> Option<ErrorData> {
+    if let Some(d) = deadline.filter(|d| Instant::now() >= d.at) {
+        return Some(ErrorData::timeout(d.limit));
+    }
+    if let Some(d) = cpu.filter(CpuDeadline::passed) {
+        return Some(ErrorData::cpu_time(d.limit));
+    }
+    if shared.link.any_tripped() {
+        return shared.link.tripped(shared.cid);
+    }
+    None
 }

@@ -6,7 +6,7 @@ use boa_engine::{
     error::{EngineError, RuntimeLimitError},
     js_string, Context, JsError, JsNativeError, JsObject, JsValue,
 };
-use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind, Location};
+use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind, LimitKind, Location};
 
 /// The answer for a container id that is unknown (worded like the serve loop's).
 pub(crate) fn no_such_container(cid: ContainerId) -> ErrorData {
@@ -46,16 +46,22 @@ pub(crate) fn caught(ctx: &mut Context, e: JsError) -> ErrorData {
 fn engine_error(e: &EngineError) -> ErrorData {
     match e {
         EngineError::RuntimeLimit(limit) => {
-            let what = match limit {
-                RuntimeLimitError::Recursion => "maximum call depth exceeded",
-                RuntimeLimitError::StackSize => "maximum stack size exceeded",
-                RuntimeLimitError::LoopIteration => "maximum loop iterations exceeded",
-            };
-            ErrorData::new(
-                ErrorKind::Limit,
-                "RangeError",
-                format!("{what} (boa stops the script; this cannot be caught by script code)"),
-            )
+            let uncatchable = "boa stops the script; this cannot be caught by script code";
+            match limit {
+                RuntimeLimitError::Recursion => ErrorData::limit(
+                    LimitKind::Stack,
+                    format!("maximum call depth exceeded ({uncatchable})"),
+                ),
+                RuntimeLimitError::StackSize => ErrorData::limit(
+                    LimitKind::Stack,
+                    format!("maximum stack size exceeded ({uncatchable})"),
+                ),
+                RuntimeLimitError::LoopIteration => ErrorData::new(
+                    ErrorKind::Limit,
+                    "RangeError",
+                    format!("maximum loop iterations exceeded ({uncatchable})"),
+                ),
+            }
         }
         other => ErrorData::internal(format!("boa: {other}")),
     }

@@ -29,6 +29,9 @@ use std::{
     task::{Context as TaskContext, Poll, Waker},
 };
 
+/// How many jobs run between checks of the container's limits.
+const JOBS_PER_CHECK: u32 = 256;
+
 /// One queued job.
 enum Queued {
     Promise(PromiseJob),
@@ -50,8 +53,32 @@ impl Jobs {
 
     /// Runs queued jobs, including those they queue, until none is left; `on_error` gets
     /// what a job fails with (a promise job fails only with an uncatchable engine error).
-    pub(crate) fn run(&self, ctx: &mut Context, mut on_error: impl FnMut(&mut Context, JsError)) {
+    pub(crate) fn run(&self, ctx: &mut Context, on_error: impl FnMut(&mut Context, JsError)) {
+        self.run_checked(ctx, on_error, || false);
+    }
+
+    /// [`Jobs::run`], asking `stop` every [`JOBS_PER_CHECK`] jobs whether to go on: once it
+    /// says stop, every queued job is dropped (a flood of promise jobs past a time limit),
+    /// and the number dropped is returned.
+    pub(crate) fn run_checked(
+        &self,
+        ctx: &mut Context,
+        mut on_error: impl FnMut(&mut Context, JsError),
+        mut stop: impl FnMut() -> bool,
+    ) -> usize {
+        let mut until_check = JOBS_PER_CHECK;
         loop {
+            until_check -= 1;
+            if until_check == 0 {
+                until_check = JOBS_PER_CHECK;
+                if stop() {
+                    let dropped = std::mem::take(&mut *self.queue.borrow_mut());
+                    let n = dropped.len();
+                    drop(dropped);
+                    ctx.clear_kept_objects();
+                    return n;
+                }
+            }
             // The borrow ends before the job runs: a job queues more jobs.
             let next = self.queue.borrow_mut().pop_front();
             let Some(job) = next else {
@@ -68,6 +95,7 @@ impl Jobs {
         }
         // `WeakRef` targets are kept alive until the current job queue has drained.
         ctx.clear_kept_objects();
+        0
     }
 
     /// Drops every queued job (the container is going away).

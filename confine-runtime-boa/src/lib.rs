@@ -43,6 +43,7 @@ mod container;
 mod convert;
 mod errors;
 mod globals;
+mod guards;
 mod hooks;
 mod jobs;
 mod loader;
@@ -55,8 +56,8 @@ use boa_engine::{
 };
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, RuntimeInfo,
-    Value,
+    AbstractRuntime, ContainerId, CpuDeadline, Deadline, ErrorData, ErrorKind, HostCallId, Link,
+    ReplyTo, RuntimeInfo, Value,
 };
 use container::Container;
 use state::Clock;
@@ -226,9 +227,21 @@ impl AbstractRuntime for Boa {
             .min()
     }
 
-    // No `set_deadline`: Boa has no interrupt callback, so a tight loop runs until the host
-    // kills the guest (the hard path). Promises still pending at a deadline are answered by
-    // the serve loop, which this lets forget them.
+    // Boa has no interrupt callback, so a tight loop runs until the host kills the guest (the
+    // hard path); deadlines only end floods of promise jobs. Promises still pending at a
+    // deadline are answered by the serve loop, which `abandon_reply` lets forget them.
+    fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {
+        if let Some(container) = self.containers.get_mut(&cid) {
+            container.set_deadline(deadline);
+        }
+    }
+
+    fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
+        if let Some(container) = self.containers.get_mut(&cid) {
+            container.set_cpu_deadline(deadline);
+        }
+    }
+
     fn abandon_reply(&mut self, cid: ContainerId, reply: ReplyTo) -> bool {
         self.containers
             .get(&cid)

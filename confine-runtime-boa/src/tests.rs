@@ -4,7 +4,7 @@
 use super::*;
 use confine_runtime_abstract::{
     protocol::{GlobalKind, GuestMessage, GuestRequest, LogLevel, Reply},
-    ErrorKind, Map, RequestId,
+    ErrorKind, LimitKind, Map, RequestId,
 };
 use std::time::Duration;
 
@@ -917,8 +917,8 @@ fn deep_recursion_is_an_uncatchable_limit() {
     for export in ["deep", "caught", "getter"] {
         let e = h.call(1, export, vec![]).unwrap_err();
         assert_eq!(
-            (e.kind, e.name.as_str()),
-            (ErrorKind::Limit, "RangeError"),
+            (e.kind, e.limit_kind()),
+            (ErrorKind::Limit, Some(LimitKind::Stack)),
             "{export}: {e:?}"
         );
         assert!(e.message.contains("call depth"), "{}", e.message);

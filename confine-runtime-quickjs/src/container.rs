@@ -7,13 +7,15 @@
 use crate::{
     console, convert, errors, ffi, globals,
     loader::DenyImports,
+    memory::{BudgetAllocator, MemoryBudget},
     source::{self, Exports},
     state::{Clock, HostCall, Shared},
     timers,
 };
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Reply, Source},
-    ContainerId, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
+    ContainerId, CpuDeadline, Deadline, ErrorData, ErrorKind, HostCallId, LimitKind, Link, ReplyTo,
+    Value,
 };
 use rquickjs::{
     function::{Args, Opt, This},
@@ -21,42 +23,82 @@ use rquickjs::{
     Context, Ctx, Function, Persistent, Promise, Runtime, Value as JsValue,
 };
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     rc::Rc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-/// The JS stack budget. The guest's main thread has 8 MiB; QuickJS needs native stack beyond
-/// its budget to build the `RangeError` (and Rust frames sit below it), so the budget stays
-/// well inside.
-pub(crate) const MAX_STACK: usize = 512 * 1024;
+/// The default JS stack budget. The guest's main thread has 8 MiB; QuickJS needs native stack
+/// beyond its budget to build the `RangeError` (and Rust frames sit below it), so the budget
+/// stays well inside.
+pub(crate) const DEFAULT_STACK: usize = 512 * 1024;
 
-/// The wall-time deadline QuickJS's interrupt handler checks, shared with the handler.
-#[derive(Default)]
+/// The range a host's stack limit is clamped to: below it QuickJS cannot build its own
+/// contexts; above it the `RangeError` would no longer fit in the 8 MiB main-thread stack.
+pub(crate) const STACK_RANGE: std::ops::RangeInclusive<usize> = (64 * 1024)..=(4 * 1024 * 1024);
+
+/// How many promise jobs run between checks of the container's limits. QuickJS polls its
+/// interrupt handler once per 10 000 function calls, wherever that lands; a flood of tiny
+/// jobs (`const f = () => Promise.resolve().then(f)`) survives such interrupts, because most
+/// of them land where the next job is already queued.
+const JOBS_PER_CHECK: u32 = 256;
+
+/// What QuickJS's interrupt handler checks: the container's deadlines and budgets.
 pub(crate) struct Watch {
+    cid: ContainerId,
+    link: Link,
     deadline: Cell<Option<Deadline>>,
-    /// Set by the handler when it stopped script code: the limit that was passed.
-    fired: Cell<Option<Duration>>,
+    cpu: Cell<Option<CpuDeadline>>,
+    /// Set by the handler when it stopped script code: the error to report.
+    fired: RefCell<Option<ErrorData>>,
 }
 
 impl Watch {
-    /// The handler: QuickJS calls it every few thousand operations, so reading the clock
-    /// each time is cheap next to the work in between (a vDSO call, no syscall).
+    /// The handler: QuickJS calls it every ~10 000 operations (about every 0.2 ms of busy
+    /// script), so a clock read each time is cheap next to the work in between.
     fn should_interrupt(&self) -> bool {
-        match self.deadline.get() {
-            Some(d) if Instant::now() >= d.at => {
-                self.fired.set(Some(d.limit));
+        match self.over_limit() {
+            Some(e) => {
+                *self.fired.borrow_mut() = Some(e);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
-    /// `e`, or the timeout error if the handler stopped the code that failed with it.
-    fn error(&self, e: ErrorData) -> ErrorData {
-        match self.fired.take() {
-            Some(limit) => ErrorData::timeout(limit),
-            None => e,
+    /// The error of the first limit the container is past, if any.
+    fn over_limit(&self) -> Option<ErrorData> {
+        if let Some(d) = self.deadline.get().filter(|d| Instant::now() >= d.at) {
+            Some(ErrorData::timeout(d.limit))
+        } else if let Some(d) = self.cpu.get().filter(CpuDeadline::passed) {
+            Some(ErrorData::cpu_time(d.limit))
+        } else {
+            self.tripped()
+        }
+    }
+
+    /// The budget error of this container, if it went over one (output, host calls).
+    fn tripped(&self) -> Option<ErrorData> {
+        if self.link.any_tripped() {
+            self.link.tripped(self.cid)
+        } else {
+            None
+        }
+    }
+
+    /// `e`, or the limit's error if the handler stopped the code that failed with it, or
+    /// the memory limit's if `e` is QuickJS's out-of-memory error for a refused allocation.
+    fn error(&self, e: ErrorData, budget: &MemoryBudget) -> ErrorData {
+        if let Some(fired) = self.fired.borrow_mut().take() {
+            return fired;
+        }
+        let oom = e.name == "InternalError" && e.message == "out of memory";
+        match budget.limit() {
+            Some(limit) if oom && budget.take_refused() => ErrorData::limit(
+                LimitKind::Memory,
+                format!("memory limit of {limit} bytes exceeded (out of memory)"),
+            ),
+            _ => e,
         }
     }
 }
@@ -69,6 +111,9 @@ pub(crate) struct Container {
     exports: Option<Exports>,
     shared: Rc<Shared>,
     watch: Rc<Watch>,
+    budget: Rc<MemoryBudget>,
+    /// The stack budget in force.
+    stack: usize,
     context: Context,
     runtime: Runtime,
 }
@@ -90,15 +135,35 @@ impl Container {
         cid: ContainerId,
         link: Link,
         clock: Rc<Clock>,
+        budget: &Rc<MemoryBudget>,
         source: &Source,
         globals: &[GlobalDef],
-        deadline: Option<Deadline>,
+        (deadline, cpu): (Option<Deadline>, Option<CpuDeadline>),
     ) -> Result<Container, ErrorData> {
         let engine = |e: rquickjs::Error| ErrorData::internal(format!("QuickJS: {e}"));
-        let runtime = Runtime::new().map_err(engine)?;
-        runtime.set_max_stack_size(MAX_STACK);
-        let watch = Rc::new(Watch::default());
-        watch.deadline.set(deadline);
+        if !budget.has_room_for_container() {
+            return Err(ErrorData::limit(
+                LimitKind::Memory,
+                format!(
+                    "memory limit of {} bytes leaves no room for a new container ({} in use)",
+                    budget.limit().unwrap_or(0),
+                    budget.used()
+                ),
+            ));
+        }
+        budget.take_refused();
+        let runtime = Runtime::new_with_alloc(BudgetAllocator(budget.clone())).map_err(engine)?;
+        let stack = link.limits().stack_bytes.map_or(DEFAULT_STACK, |b| {
+            (b as usize).clamp(*STACK_RANGE.start(), *STACK_RANGE.end())
+        });
+        runtime.set_max_stack_size(stack);
+        let watch = Rc::new(Watch {
+            cid,
+            link: link.clone(),
+            deadline: Cell::new(deadline),
+            cpu: Cell::new(cpu),
+            fired: RefCell::new(None),
+        });
         let handler = watch.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler.should_interrupt())));
         runtime.set_loader(DenyImports, DenyImports);
@@ -114,6 +179,8 @@ impl Container {
             exports: None,
             shared,
             watch,
+            budget: budget.clone(),
+            stack,
             context,
             runtime,
         };
@@ -125,19 +192,30 @@ impl Container {
             }
             source::load(&ctx, source)
         });
-        let loaded = loaded.map_err(|e| container.watch.error(e))?;
+        let loaded = loaded.map_err(|e| container.error(e))?;
         container.exports = Some(loaded.exports);
         if let Some(evaluation) = loaded.evaluation {
             container
                 .finish_module(evaluation)
-                .map_err(|e| container.watch.error(e))?;
+                .map_err(|e| container.error(e))?;
         }
         Ok(container)
+    }
+
+    /// `e` as the limit error it stands for, if a limit stopped the code (see
+    /// [`Watch::error`]).
+    fn error(&self, e: ErrorData) -> ErrorData {
+        self.watch.error(e, &self.budget)
     }
 
     /// Sets the deadline the interrupt handler enforces.
     pub(crate) fn set_deadline(&self, deadline: Option<Deadline>) {
         self.watch.deadline.set(deadline);
+    }
+
+    /// Sets the CPU-time deadline the interrupt handler enforces.
+    pub(crate) fn set_cpu_deadline(&self, deadline: Option<CpuDeadline>) {
+        self.watch.cpu.set(deadline);
     }
 
     /// Forgets the pending call `reply` (answered at its deadline by the serve loop).
@@ -186,13 +264,14 @@ impl Container {
         let Some(exports) = &self.exports else {
             return self.shared.link.reply(reply, Err(self.no_export(export)));
         };
-        self.watch.fired.set(None);
+        self.watch.fired.borrow_mut().take();
+        self.budget.take_refused();
         self.with(|ctx, shared| {
             let result = self.start_call(&ctx, shared, exports, export, args, reply);
             match result {
                 Ok(Some(value)) => shared.link.reply(reply, Ok(Reply::Value(value))),
                 Ok(None) => {}
-                Err(e) => shared.link.reply(reply, Err(self.watch.error(e))),
+                Err(e) => shared.link.reply(reply, Err(self.error(e))),
             }
         });
     }
@@ -255,9 +334,18 @@ impl Container {
         )
     }
 
-    /// Runs every queued promise job.
+    /// Runs every queued promise job; past a limit, drops them instead (see
+    /// [`Container::drop_jobs`]).
     pub(crate) fn run_jobs(&self) {
+        let mut until_check = JOBS_PER_CHECK;
         loop {
+            until_check -= 1;
+            if until_check == 0 {
+                until_check = JOBS_PER_CHECK;
+                if let Some(error) = self.watch.over_limit() {
+                    return self.drop_jobs(error);
+                }
+            }
             ffi::update_stack_top(&self.context);
             match self.runtime.execute_pending_job() {
                 Ok(true) => {}
@@ -268,11 +356,43 @@ impl Container {
                         let e = ctx.catch();
                         errors::from_exception(&ctx, &e, ErrorKind::Thrown)
                     });
-                    let error = self.watch.error(error);
+                    let error = self.error(error);
                     self.shared.link.uncaught(self.shared.cid, error);
                 }
             }
         }
+    }
+
+    /// Ends a flood of promise jobs that went past a limit: every queued job is run with a
+    /// one-byte stack budget, so each call into script code fails at its entry with a
+    /// `RangeError` and nothing queues further work beyond rejecting the promise chains that
+    /// were waiting (which is finite). The container stays usable; the dropped work is
+    /// reported as uncaught.
+    fn drop_jobs(&self, error: ErrorData) {
+        self.runtime.set_max_stack_size(1);
+        let mut dropped: u64 = 0;
+        // Bounded in case a job can still queue another without entering script code.
+        while dropped < 10_000_000 {
+            ffi::update_stack_top(&self.context);
+            match self.runtime.execute_pending_job() {
+                Ok(true) => dropped += 1,
+                Ok(false) => break,
+                Err(job) => {
+                    job.0.with(|ctx| drop(ctx.catch()));
+                    dropped += 1;
+                }
+            }
+        }
+        self.runtime.set_max_stack_size(self.stack);
+        // The rejections made while dropping are this report, not script errors.
+        self.shared.rejections.borrow_mut().clear();
+        let message = format!(
+            "{}; {dropped} queued promise jobs were dropped",
+            error.message
+        );
+        self.shared
+            .link
+            .uncaught(self.shared.cid, ErrorData { message, ..error });
     }
 
     /// The first timer due at `now` among those armed before `before`.
@@ -306,7 +426,7 @@ impl Container {
             });
             let outcome = pushed.and_then(|()| callback.call_arg::<JsValue>(call_args));
             if let Err(e) = outcome {
-                let error = self.watch.error(errors::caught(&ctx, e));
+                let error = self.error(errors::caught(&ctx, e));
                 shared.link.uncaught(shared.cid, error);
             }
         });

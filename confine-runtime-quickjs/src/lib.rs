@@ -25,16 +25,18 @@ mod errors;
 mod ffi;
 mod globals;
 mod loader;
+mod memory;
 mod source;
 mod state;
 mod timers;
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, Deadline, ErrorData, HostCallId, Link, ReplyTo, RuntimeInfo,
-    Value,
+    AbstractRuntime, ContainerId, CpuDeadline, Deadline, ErrorData, GuestLimits, HostCallId, Link,
+    ReplyTo, RuntimeInfo, Value,
 };
 use container::Container;
+use memory::MemoryBudget;
 use state::Clock;
 use std::{collections::BTreeMap, fmt, rc::Rc, time::Instant};
 
@@ -47,8 +49,11 @@ pub struct QuickJs {
     link: Option<Link>,
     clock: Rc<Clock>,
     containers: BTreeMap<ContainerId, Container>,
-    /// A deadline set for a container that `exec_container` is about to create.
+    /// The memory budget all containers allocate from.
+    budget: Rc<MemoryBudget>,
+    /// Deadlines set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
+    upcoming_cpu: Option<(ContainerId, CpuDeadline)>,
 }
 
 impl Default for QuickJs {
@@ -57,7 +62,9 @@ impl Default for QuickJs {
             link: None,
             clock: Rc::new(Clock::new()),
             containers: BTreeMap::new(),
+            budget: Rc::new(MemoryBudget::default()),
             upcoming: None,
+            upcoming_cpu: None,
         }
     }
 }
@@ -94,6 +101,12 @@ impl AbstractRuntime for QuickJs {
         Ok(())
     }
 
+    fn set_limits(&mut self, limits: &GuestLimits) -> Result<(), ErrorData> {
+        // The stack limit is read from the link per container; memory is one budget.
+        self.budget.set_limit(limits.memory_bytes);
+        Ok(())
+    }
+
     fn exec_container(
         &mut self,
         cid: ContainerId,
@@ -125,7 +138,20 @@ impl AbstractRuntime for QuickJs {
             .take()
             .filter(|&(c, _)| c == cid)
             .map(|(_, d)| d);
-        let container = Container::exec(cid, link, self.clock.clone(), source, globals, deadline)?;
+        let cpu = self
+            .upcoming_cpu
+            .take()
+            .filter(|&(c, _)| c == cid)
+            .map(|(_, d)| d);
+        let container = Container::exec(
+            cid,
+            link,
+            self.clock.clone(),
+            &self.budget,
+            source,
+            globals,
+            (deadline, cpu),
+        )?;
         self.containers.insert(cid, container);
         Ok(())
     }
@@ -218,6 +244,13 @@ impl AbstractRuntime for QuickJs {
         match self.containers.get(&cid) {
             Some(container) => container.set_deadline(deadline),
             None => self.upcoming = deadline.map(|d| (cid, d)),
+        }
+    }
+
+    fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
+        match self.containers.get(&cid) {
+            Some(container) => container.set_cpu_deadline(deadline),
+            None => self.upcoming_cpu = deadline.map(|d| (cid, d)),
         }
     }
 

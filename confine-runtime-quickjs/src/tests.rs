@@ -985,3 +985,40 @@ fn host_function_defined_after_start() {
     h.pump();
     assert_eq!(h.response(id), Some(Ok(Reply::Value(s("late 2")))));
 }
+
+#[test]
+fn microtask_flood_is_interrupted_at_the_deadline() {
+    let mut h = Harness::new();
+    h.exec_ok(
+        1,
+        "exports.flood = () => { const f = () => Promise.resolve().then(f); f(); return new Promise(() => {}); };\n\
+         exports.spin = async () => { while (true) { await null; } };\n\
+         exports.ok = () => 1;",
+    );
+    for export in ["flood", "spin"] {
+        h.rt.set_deadline(
+            1,
+            Some(Deadline {
+                at: Instant::now() + Duration::from_millis(50),
+                limit: Duration::from_millis(50),
+            }),
+        );
+        let t = Instant::now();
+        let _id = h.start(1, export, vec![]);
+        h.pump();
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{export}: {:?}",
+            t.elapsed()
+        );
+        let uncaught = h.uncaught();
+        assert!(
+            uncaught
+                .iter()
+                .any(|(_, e)| e.is_timeout() && e.message.contains("dropped")),
+            "{export}: {uncaught:?}"
+        );
+        h.rt.set_deadline(1, None);
+        assert_eq!(h.call_ok(1, "ok", vec![]), n(1.0));
+    }
+}

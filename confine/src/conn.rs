@@ -21,20 +21,24 @@
 
 use crate::writer::Writer;
 use crate::{
-    error::{Error, ExitInfo, ProtocolError, Result},
+    error::{Error, ExitInfo, Limit, ProtocolError, Result},
     events::Event,
     globals::FunctionTable,
+    limits::{self, CpuPercent},
     options::ConsoleHandler,
     platform::{self, Expectations, Rejection},
     report::IsolationReport,
 };
 use confine_runtime_abstract::{
     codec::{self, FrameBuffer},
-    protocol::{GuestMessage, GuestRequest, HostMessage, HostRequest, Lockdown, LogLevel, Reply},
-    ContainerId, ErrorData, ErrorKind, RequestId, Value, PROTOCOL_VERSION,
+    protocol::{
+        GuestMessage, GuestRequest, HostMessage, HostRequest, Lockdown, LogLevel, Reply,
+        EXIT_OUT_OF_MEMORY,
+    },
+    ContainerId, ErrorData, ErrorKind, GuestLimits, RequestId, Value, PROTOCOL_VERSION,
 };
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
@@ -43,7 +47,7 @@ use std::{
         Arc, Mutex, RwLock,
     },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -61,6 +65,8 @@ pub(crate) enum Closed {
     Protocol(Arc<ProtocolError>),
     /// The host tore the sandbox down.
     TornDown,
+    /// The guest went over a process-wide limit (memory cap, CPU percent) and is gone.
+    Limit(Limit, String),
 }
 
 impl Closed {
@@ -69,6 +75,10 @@ impl Closed {
             Closed::Exited(info) => Error::GuestExited(*info),
             Closed::Protocol(e) => Error::Protocol(Arc::clone(e)),
             Closed::TornDown => Error::TornDown,
+            Closed::Limit(limit, message) => Error::LimitExceeded {
+                limit: *limit,
+                message: message.clone(),
+            },
         }
     }
 }
@@ -76,6 +86,15 @@ impl Closed {
 enum Outcome {
     Reply(Result<Reply, ErrorData>),
     Closed(Closed),
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<Result<Reply, ErrorData>> {
+        match self {
+            Outcome::Reply(r) => Ok(r),
+            Outcome::Closed(c) => Err(c.to_error()),
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -92,6 +111,26 @@ pub(crate) struct Shared {
     pub(crate) exit: watch::Sender<Option<ExitInfo>>,
     /// Wakes the child task to kill the guest.
     pub(crate) kill: Notify,
+    /// The guest's pid, to read its CPU time.
+    pid: u32,
+    /// [`crate::Limits::in_flight`].
+    in_flight: Option<u32>,
+    /// The guest's process memory cap, for the error when it hits it.
+    memory_cap: Option<u64>,
+    /// Set when the host killed the guest for a process-wide limit: what every pending
+    /// request fails with.
+    limit_kill: Mutex<Option<(Limit, String)>>,
+}
+
+/// The hard limits on one request (the guest enforces the same ones softly).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HardLimits {
+    /// Wall time the guest was told.
+    pub wall: Option<Duration>,
+    /// CPU time the guest was told.
+    pub cpu: Option<Duration>,
+    /// How long past either the guest may take to stop by itself.
+    pub grace: Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -126,6 +165,10 @@ pub(crate) struct GuestSandbox {
 
 pub(crate) struct ConnConfig {
     pub max_frame: u32,
+    pub limits: GuestLimits,
+    pub in_flight: Option<u32>,
+    pub cpu_percent: Option<CpuPercent>,
+    pub memory_cap: Option<u64>,
     pub ready_timeout: Duration,
     pub functions: FunctionTable,
     pub on_console: Option<ConsoleHandler>,
@@ -155,6 +198,10 @@ pub(crate) async fn connect(
         events,
         exit: exit_tx,
         kill: Notify::new(),
+        pid: cfg.sandbox.pid,
+        in_flight: cfg.in_flight,
+        memory_cap: cfg.memory_cap,
+        limit_kill: Mutex::new(None),
     });
     // The child task owns the process: it records the exit status and kills on request.
     tokio::spawn(watch_child(child, Arc::clone(&shared)));
@@ -172,6 +219,7 @@ pub(crate) async fn connect(
                 protocol_version: PROTOCOL_VERSION,
                 max_frame: cfg.max_frame,
                 lockdown,
+                limits: cfg.limits,
             },
             cfg.max_frame,
         )
@@ -240,6 +288,9 @@ pub(crate) async fn connect(
     };
     shared.writer.attach(write);
     tokio::spawn(reader_task(read, frames, Arc::clone(&shared)));
+    if let Some(cap) = cfg.cpu_percent {
+        tokio::spawn(watch_cpu_percent(Arc::clone(&shared), cap));
+    }
     Ok((
         shared,
         Hello {
@@ -296,6 +347,56 @@ async fn watch_child(mut child: tokio::process::Child, shared: Arc<Shared>) {
     shared.exit.send_replace(Some(info));
 }
 
+/// Kills the guest when its CPU use, averaged over the cap's window, goes above the cap.
+/// Samples ten times per window and judges only once a whole window is covered, so a short
+/// burst (startup, one heavy call) within an otherwise idle window passes.
+async fn watch_cpu_percent(shared: Arc<Shared>, cap: CpuPercent) {
+    let window = cap.window.max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(window / 10);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut exit = shared.exit.subscribe();
+    let mut samples: VecDeque<(Instant, Duration)> = VecDeque::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = exit.wait_for(Option::is_some) => return,
+        }
+        let Some(cpu) = limits::process_cpu_time(shared.pid) else {
+            return;
+        };
+        let now = Instant::now();
+        samples.push_back((now, cpu));
+        while samples
+            .get(1)
+            .is_some_and(|&(t, _)| now.duration_since(t) >= window)
+        {
+            samples.pop_front();
+        }
+        let Some(&(t0, cpu0)) = samples.front() else {
+            continue;
+        };
+        let span = now.duration_since(t0);
+        if span < window {
+            continue;
+        }
+        let used = cpu.saturating_sub(cpu0);
+        let percent = used.as_secs_f64() * 100.0 / span.as_secs_f64();
+        if percent > f64::from(cap.percent) {
+            let message = format!(
+                "the guest used {percent:.0} % CPU over {} ms (cap {} %) and was killed",
+                span.as_millis(),
+                cap.percent
+            );
+            tracing::warn!(runtime = %shared.runtime, pid = shared.pid, "{message}");
+            if let Ok(mut reason) = shared.limit_kill.lock() {
+                reason.get_or_insert((Limit::CpuPercent, message));
+            }
+            shared.kill_guest();
+            return;
+        }
+    }
+}
+
 async fn reader_task(mut read: OwnedReadHalf, mut frames: FrameBuffer, shared: Arc<Shared>) {
     let reason = loop {
         match next_messages(&mut frames, &shared) {
@@ -322,16 +423,18 @@ async fn reader_task(mut read: OwnedReadHalf, mut frames: FrameBuffer, shared: A
                         .unwrap_or_default()
                 }
             };
-            if shared.is_torn_down() {
-                Closed::TornDown
-            } else {
-                Closed::Exited(info)
-            }
+            shared.closed_for(info)
         }
         Err(e) => {
-            tracing::warn!(runtime = %shared.runtime, error = %e, "guest broke the protocol; killing it");
-            shared.kill_guest();
-            Closed::Protocol(Arc::new(e))
+            let killed_for = shared.limit_kill.lock().ok().and_then(|r| r.clone());
+            if let Some((limit, message)) = killed_for {
+                // Killed mid-frame for a limit: the torn frame is ours, not a lie.
+                Closed::Limit(limit, message)
+            } else {
+                tracing::warn!(runtime = %shared.runtime, error = %e, "guest broke the protocol; killing it");
+                shared.kill_guest();
+                Closed::Protocol(Arc::new(e))
+            }
         }
     };
     shared.close(closed);
@@ -463,40 +566,52 @@ impl Shared {
 
     /// Sends a request and waits for its answer (or for the connection to close).
     pub(crate) async fn request(&self, request: HostRequest) -> Result<Result<Reply, ErrorData>> {
-        self.request_limited(request, None).await
+        self.request_limited(request, HardLimits::default()).await
     }
 
-    /// [`Shared::request`] with a hard wall-time limit: `limit` is the one the guest was told
-    /// to enforce; if no answer arrives within `limit + grace`, the guest is taken to be stuck
-    /// where it cannot stop itself, and is killed.
+    /// [`Shared::request`] with hard limits: `limits.wall` and `limits.cpu` are the ones the
+    /// guest was told to enforce; if no answer arrives within the wall limit plus the grace,
+    /// or the guest process has used the CPU limit plus the grace, the guest is taken to be
+    /// stuck where it cannot stop itself, and is killed.
     ///
     /// # Errors
-    /// As [`Shared::request`], and [`Error::LimitExceeded`] ([`crate::Limit::WallTime`]) when
-    /// the guest was killed for this request.
+    /// As [`Shared::request`]; [`Error::LimitExceeded`] with [`Limit::WallTime`] or
+    /// [`Limit::CpuTime`] when the guest was killed for this request, or with
+    /// [`Limit::InFlight`] when too many requests are in flight already.
     pub(crate) async fn request_limited(
         &self,
         request: HostRequest,
-        limit: Option<(Duration, Duration)>,
+        limits: HardLimits,
     ) -> Result<Result<Reply, ErrorData>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame =
             codec::encode(&HostMessage::Request { id, request }, self.max_frame).map_err(|e| {
                 Error::LimitExceeded {
-                    limit: crate::error::Limit::FrameSize,
+                    limit: Limit::FrameSize,
                     message: e.to_string(),
                 }
             })?;
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let alone = {
             // Checked under the pending lock, so `close` cannot miss this request.
             let mut pending = self.pending.lock().map_err(|_| Error::TornDown)?;
             if let Some(closed) = self.closed.read().ok().and_then(|c| c.clone()) {
                 return Err(closed.to_error());
             }
+            if let Some(max) = self.in_flight {
+                if pending.len() >= max as usize {
+                    return Err(Error::LimitExceeded {
+                        limit: Limit::InFlight,
+                        message: format!("{max} requests are already in flight"),
+                    });
+                }
+            }
             pending.insert(id, tx);
             pending.len() == 1
         };
         let guard = PendingGuard { shared: self, id };
+        // Read before sending, so the guest's CPU for this request is all counted.
+        let cpu_start = limits.cpu.and_then(|_| limits::process_cpu_time(self.pid));
         // A lone request goes out at once; with others in flight, frames queue so the writer
         // task sends a burst in one write (latency for one call, throughput for many).
         let sent = if alone {
@@ -504,45 +619,116 @@ impl Shared {
         } else {
             self.writer.enqueue(&frame)
         };
-        // A failed write means the guest is gone, but the reader may not have said why yet.
-        // The request is registered, and `close` answers every registered request with the
-        // reason, so wait for that (bounded, in case the reader never sees the hang-up).
-        let outcome = match limit {
-            _ if sent.is_err() => match tokio::time::timeout(Duration::from_secs(5), rx).await {
-                Ok(outcome) => outcome,
-                Err(_) => return Err(self.closed_error()),
-            },
-            None => rx.await,
-            Some((limit, grace)) => {
-                match tokio::time::timeout(limit.saturating_add(grace), rx).await {
+        if sent.is_err() {
+            // The guest is gone, but the reader may not have said why yet. The request is
+            // registered, and `close` answers every registered request with the reason, so
+            // wait for that (bounded, in case the reader never sees the hang-up).
+            std::mem::forget(guard);
+            return match tokio::time::timeout(Duration::from_secs(5), rx).await {
+                Ok(Ok(outcome)) => outcome.into_result(),
+                _ => Err(self.closed_error()),
+            };
+        }
+        let started = tokio::time::Instant::now();
+        let wall_end = limits
+            .wall
+            .map(|l| started + l.saturating_add(limits.grace));
+        let cpu_budget = limits.cpu.map(|l| l.saturating_add(limits.grace));
+        // The CPU is checked when the guest could first have used the whole budget, then
+        // again after however much of it is left.
+        let mut cpu_check = cpu_budget.map(|b| started + b);
+        loop {
+            let wake = match (wall_end, cpu_check) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let outcome = match wake {
+                None => (&mut rx).await,
+                Some(at) => match tokio::time::timeout_at(at, &mut rx).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        // Our entry stays registered so an answer the dying guest still sends is
-                        // taken as a response to a caller that left, not as a lie about an
-                        // unknown id; the reader drains it with the others once the socket
-                        // closes.
-                        std::mem::forget(guard);
-                        tracing::warn!(runtime = %self.runtime, ?limit, ?grace, "guest did not stop at its wall-time limit; killing it");
-                        self.kill_guest();
-                        return Err(Error::LimitExceeded {
-                            limit: crate::error::Limit::WallTime,
-                            message: format!(
-                                "wall-time limit of {} ms exceeded; the guest did not stop within \
-                             the {} ms grace and was killed",
-                                limit.as_millis(),
-                                grace.as_millis()
-                            ),
-                        });
+                        let now = tokio::time::Instant::now();
+                        let killed = if wall_end.is_some_and(|end| now >= end) {
+                            Some(self.hard_limit_error(Limit::WallTime, limits))
+                        } else {
+                            let used = limits::process_cpu_time(self.pid)
+                                .zip(cpu_start)
+                                .map(|(now_cpu, start)| now_cpu.saturating_sub(start));
+                            match (used, cpu_budget) {
+                                (Some(used), Some(budget)) if used < budget => {
+                                    cpu_check = Some(now + (budget - used));
+                                    None
+                                }
+                                // Over budget, or the process is gone (its exit answers us).
+                                (Some(_), Some(_)) => {
+                                    Some(self.hard_limit_error(Limit::CpuTime, limits))
+                                }
+                                _ => {
+                                    cpu_check = None;
+                                    None
+                                }
+                            }
+                        };
+                        match killed {
+                            Some(error) => {
+                                // Our entry stays registered so an answer the dying guest still
+                                // sends is taken as a response to a caller that left, not as a
+                                // lie about an unknown id; the reader drains it with the others
+                                // once the socket closes.
+                                std::mem::forget(guard);
+                                self.kill_guest();
+                                return Err(error);
+                            }
+                            None => continue,
+                        }
                     }
-                }
-            }
-        };
-        std::mem::forget(guard);
-        match outcome {
-            Ok(Outcome::Reply(r)) => Ok(r),
-            Ok(Outcome::Closed(c)) => Err(c.to_error()),
-            Err(_) => Err(self.closed_error()),
+                },
+            };
+            std::mem::forget(guard);
+            return match outcome {
+                Ok(outcome) => outcome.into_result(),
+                Err(_) => Err(self.closed_error()),
+            };
         }
+    }
+
+    /// The error for a request whose guest is about to be killed for `limit`.
+    fn hard_limit_error(&self, limit: Limit, limits: HardLimits) -> Error {
+        let (what, value) = match limit {
+            Limit::CpuTime => ("CPU-time", limits.cpu),
+            _ => ("wall-time", limits.wall),
+        };
+        let ms = value.unwrap_or_default().as_millis();
+        tracing::warn!(runtime = %self.runtime, ?limits, "guest did not stop at its {what} limit; killing it");
+        Error::LimitExceeded {
+            limit,
+            message: format!(
+                "{what} limit of {ms} ms exceeded; the guest did not stop within the {} ms \
+                 grace and was killed",
+                limits.grace.as_millis()
+            ),
+        }
+    }
+
+    /// Why the connection closed, for a guest that exited with `info`: a process-wide limit
+    /// the host killed it for or it hit itself, or its exit.
+    fn closed_for(&self, info: ExitInfo) -> Closed {
+        if self.is_torn_down() {
+            return Closed::TornDown;
+        }
+        if let Some((limit, message)) = self.limit_kill.lock().ok().and_then(|r| r.clone()) {
+            return Closed::Limit(limit, message);
+        }
+        if info.code == Some(EXIT_OUT_OF_MEMORY) {
+            let cap = self
+                .memory_cap
+                .map_or_else(String::new, |c| format!(" of {} MiB", c >> 20));
+            return Closed::Limit(
+                Limit::Memory,
+                format!("the guest ran out of memory at its process cap{cap} and exited"),
+            );
+        }
+        Closed::Exited(info)
     }
 
     fn closed_error(&self) -> Error {

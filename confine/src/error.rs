@@ -1,7 +1,7 @@
 //! confine's error type.
 
 use crate::platform::{SandboxError, SpawnStep};
-use confine_runtime_abstract::{codec::CodecError, ContainerId, ErrorData, ErrorKind};
+use confine_runtime_abstract::{codec::CodecError, ContainerId, ErrorData, ErrorKind, LimitKind};
 use std::{fmt, io, path::PathBuf};
 use thiserror::Error;
 
@@ -115,12 +115,46 @@ pub enum Error {
 pub enum Limit {
     /// The maximum frame size (a message too large to send or receive).
     FrameSize,
-    /// A limit enforced inside the engine (stack depth, memory).
+    /// An engine limit with no variant of its own (Boa's loop-iteration limit).
     Engine,
     /// A wall-time limit ([`crate::SandboxOptions::call_timeout`] or a per-request one):
     /// the guest stopped the script itself, or, if it did not answer within
     /// [`crate::SandboxOptions::kill_grace`] after the limit, the host killed it.
     WallTime,
+    /// A CPU-time limit ([`crate::Limits::cpu_time`] or a per-call one).
+    CpuTime,
+    /// The average CPU-usage cap ([`crate::Limits::cpu_percent`]); the guest was killed.
+    CpuPercent,
+    /// The memory limit ([`crate::Limits::memory`]): the engine refused an allocation, or
+    /// the guest process hit its cap and exited.
+    Memory,
+    /// The script's stack (recursion depth) where the engine cannot make it a catchable
+    /// error (Boa).
+    Stack,
+    /// Console output per call ([`crate::Limits::output`]).
+    Output,
+    /// Host-function calls per call ([`crate::Limits::host_calls`]).
+    HostCalls,
+    /// Live containers per guest ([`crate::Limits::containers`]).
+    Containers,
+    /// Requests in flight ([`crate::Limits::in_flight`]).
+    InFlight,
+}
+
+impl From<LimitKind> for Limit {
+    fn from(kind: LimitKind) -> Self {
+        match kind {
+            LimitKind::WallTime => Limit::WallTime,
+            LimitKind::CpuTime => Limit::CpuTime,
+            LimitKind::Memory => Limit::Memory,
+            LimitKind::Stack => Limit::Stack,
+            LimitKind::Output => Limit::Output,
+            LimitKind::HostCalls => Limit::HostCalls,
+            LimitKind::Containers => Limit::Containers,
+            // A kind added later than this host knows of.
+            _ => Limit::Engine,
+        }
+    }
 }
 
 impl fmt::Display for Limit {
@@ -129,6 +163,14 @@ impl fmt::Display for Limit {
             Limit::FrameSize => "frame size",
             Limit::Engine => "engine",
             Limit::WallTime => "wall time",
+            Limit::CpuTime => "CPU time",
+            Limit::CpuPercent => "CPU percent",
+            Limit::Memory => "memory",
+            Limit::Stack => "stack",
+            Limit::Output => "console output",
+            Limit::HostCalls => "host calls",
+            Limit::Containers => "containers",
+            Limit::InFlight => "calls in flight",
         })
     }
 }
@@ -252,12 +294,8 @@ impl Error {
                 cid,
                 message: e.message,
             },
-            ErrorKind::Limit if e.is_timeout() => Error::LimitExceeded {
-                limit: Limit::WallTime,
-                message: e.message,
-            },
             ErrorKind::Limit => Error::LimitExceeded {
-                limit: Limit::Engine,
+                limit: e.limit_kind().map_or(Limit::Engine, Limit::from),
                 message: e.message,
             },
             ErrorKind::FrameSize => Error::LimitExceeded {

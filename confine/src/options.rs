@@ -1,6 +1,6 @@
 //! [`SandboxOptions`]: plain data describing one sandbox, checked when it starts.
 
-use crate::{globals::Globals, registry::Registry};
+use crate::{globals::Globals, limits::Limits, registry::Registry};
 use confine_runtime_abstract::{codec::DEFAULT_MAX_FRAME, protocol::LogLevel, ContainerId};
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -63,7 +63,9 @@ pub struct SandboxOptions {
     /// The largest message either side may send, in bytes; larger results fail with
     /// [`crate::Error::LimitExceeded`]. Default and maximum: 64 MiB.
     pub max_frame: u32,
-    /// How long the guest may take from spawn to `Ready`. Default: 5 s.
+    /// How long the guest may take from spawn to `Ready` (the seed's `timeout`); past it the
+    /// guest is killed and the start fails with [`crate::Error::StartupTimeout`]. A guest
+    /// starts in 2–3 ms, so the default leaves room for a loaded machine. Default: 500 ms.
     pub ready_timeout: Duration,
     /// Wall-time limit for each call and for each container's top-level run
     /// ([`crate::Sandbox::exec_container`]), counted until the export returns or its promise
@@ -80,6 +82,9 @@ pub struct SandboxOptions {
     /// How long [`crate::Sandbox::teardown`] waits for the guest to exit after closing the
     /// connection, before it kills it. Default: 1 s.
     pub teardown_grace: Duration,
+    /// Resource budgets: CPU, memory, stack, output, host calls, containers, calls in
+    /// flight. Default: none.
+    pub limits: Limits,
 }
 
 impl Default for SandboxOptions {
@@ -96,10 +101,11 @@ impl Default for SandboxOptions {
             stderr: Output::Discard,
             on_console: None,
             max_frame: DEFAULT_MAX_FRAME,
-            ready_timeout: Duration::from_secs(5),
+            ready_timeout: Duration::from_millis(500),
             call_timeout: None,
             kill_grace: Duration::from_millis(100),
             teardown_grace: Duration::from_secs(1),
+            limits: Limits::default(),
         }
     }
 }
@@ -122,6 +128,7 @@ impl fmt::Debug for SandboxOptions {
             .field("call_timeout", &self.call_timeout)
             .field("kill_grace", &self.kill_grace)
             .field("teardown_grace", &self.teardown_grace)
+            .field("limits", &self.limits)
             .finish()
     }
 }

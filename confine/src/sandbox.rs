@@ -1,12 +1,13 @@
 //! [`Sandbox`]: one guest process and the containers inside it.
 
 use crate::{
-    conn::{self, ConnConfig, Shared},
+    conn::{self, ConnConfig, HardLimits, Shared},
     container::ContainerSource,
     error::{Error, ExitInfo, ProtocolError, Result},
     events::{Event, Events},
     globals::{FunctionTable, Globals, HostError},
     launcher,
+    limits::{self, CallLimits, Limits},
     options::{Output, SandboxOptions},
     registry::Registry,
     report::IsolationReport,
@@ -45,6 +46,7 @@ pub struct Sandbox {
     stderr: Arc<Mutex<Vec<u8>>>,
     teardown_grace: Duration,
     call_timeout: Option<Duration>,
+    cpu_time: Option<Duration>,
     kill_grace: Duration,
 }
 
@@ -80,14 +82,30 @@ impl Sandbox {
         let span =
             tracing::info_span!("sandbox", runtime = %options.runtime, pid = tracing::field::Empty);
         async move {
-            let launched = launcher::launch(&options)?;
+            let mut launched = launcher::launch(&options)?;
             tracing::Span::current().record("pid", launched.pid);
+            // The cap is set from outside before `Hello`, so before the guest reads anything
+            // untrusted; it holds whatever the engine's own accounting misses.
+            let memory_cap = options.limits.memory.map(Limits::process_memory_cap);
+            if let Some(cap) = memory_cap {
+                if let Err(source) = limits::cap_process_memory(launched.pid, cap) {
+                    let _ = launched.child.start_kill();
+                    return Err(Error::Spawn {
+                        what: "capping the guest's memory (prlimit RLIMIT_DATA)",
+                        source,
+                    });
+                }
+            }
             let functions: FunctionTable = options.globals.functions().collect();
             let (shared, hello) = conn::connect(
                 launched.socket,
                 launched.child,
                 ConnConfig {
                     max_frame: options.max_frame,
+                    limits: options.limits.guest(),
+                    in_flight: options.limits.in_flight,
+                    cpu_percent: options.limits.cpu_percent,
+                    memory_cap,
                     ready_timeout: options.ready_timeout,
                     functions,
                     on_console: options.on_console.clone(),
@@ -108,6 +126,7 @@ impl Sandbox {
                 stderr: launched.stderr,
                 teardown_grace: options.teardown_grace,
                 call_timeout: options.call_timeout,
+                cpu_time: options.limits.cpu_time,
                 kill_grace: options.kill_grace,
             };
             if !options.globals.is_empty() {
@@ -128,16 +147,17 @@ impl Sandbox {
     /// ([`Error::LimitExceeded`]).
     pub async fn exec_container(&self, source: ContainerSource) -> Result<ContainerId> {
         let name = source.source.name.clone();
-        let limit = self.call_timeout;
+        let limits = self.hard_limits(self.default_call_limits());
         let reply = self
             .shared
             .request_limited(
                 HostRequest::Exec {
                     source: source.source,
                     options: source.options,
-                    timeout_ms: timeout_ms(limit),
+                    timeout_ms: timeout_ms(limits.wall),
+                    cpu_ms: timeout_ms(limits.cpu),
                 },
-                limit.map(|l| (l, self.kill_grace)),
+                limits,
             )
             .await?;
         match reply.map_err(|e| Error::from_guest(0, None, e))? {
@@ -182,12 +202,13 @@ impl Sandbox {
         export: &str,
         args: impl Serialize,
     ) -> Result<R> {
-        self.call_with_timeout(cid, export, args, self.call_timeout)
+        self.call_with(cid, export, args, self.default_call_limits())
             .await
     }
 
     /// [`Sandbox::call`] with its own wall-time limit instead of
-    /// [`SandboxOptions::call_timeout`] (`None`: no limit).
+    /// [`SandboxOptions::call_timeout`] (`None`: no limit); the CPU-time limit stays the
+    /// sandbox's.
     ///
     /// # Errors
     /// As [`Sandbox::call`].
@@ -198,14 +219,28 @@ impl Sandbox {
         args: impl Serialize,
         timeout: Option<Duration>,
     ) -> Result<R> {
+        let limits = self.default_call_limits().timeout(timeout);
+        self.call_with(cid, export, args, limits).await
+    }
+
+    /// [`Sandbox::call`] with its own limits instead of the sandbox's
+    /// ([`SandboxOptions::call_timeout`], [`crate::Limits::cpu_time`]).
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub async fn call_with<R: DeserializeOwned>(
+        &self,
+        cid: ContainerId,
+        export: &str,
+        args: impl Serialize,
+        limits: CallLimits,
+    ) -> Result<R> {
         let args = match to_value(&args)? {
             Value::Array(a) => a,
             Value::Null | Value::Undefined => Vec::new(),
             v => vec![v],
         };
-        let value = self
-            .call_value_with_timeout(cid, export, args, timeout)
-            .await?;
+        let value = self.call_value_with(cid, export, args, limits).await?;
         Ok(from_value(value)?)
     }
 
@@ -219,7 +254,7 @@ impl Sandbox {
         export: &str,
         args: Vec<Value>,
     ) -> Result<Value> {
-        self.call_value_with_timeout(cid, export, args, self.call_timeout)
+        self.call_value_with(cid, export, args, self.default_call_limits())
             .await
     }
 
@@ -234,6 +269,22 @@ impl Sandbox {
         args: Vec<Value>,
         timeout: Option<Duration>,
     ) -> Result<Value> {
+        let limits = self.default_call_limits().timeout(timeout);
+        self.call_value_with(cid, export, args, limits).await
+    }
+
+    /// [`Sandbox::call_value`] with its own limits.
+    ///
+    /// # Errors
+    /// As [`Sandbox::call`].
+    pub async fn call_value_with(
+        &self,
+        cid: ContainerId,
+        export: &str,
+        args: Vec<Value>,
+        limits: CallLimits,
+    ) -> Result<Value> {
+        let limits = self.hard_limits(limits);
         let reply = self
             .shared
             .request_limited(
@@ -241,9 +292,10 @@ impl Sandbox {
                     cid,
                     export: export.to_owned(),
                     args,
-                    timeout_ms: timeout_ms(timeout),
+                    timeout_ms: timeout_ms(limits.wall),
+                    cpu_ms: timeout_ms(limits.cpu),
                 },
-                timeout.map(|l| (l, self.kill_grace)),
+                limits,
             )
             .await?;
         match reply.map_err(|e| Error::from_guest(cid, Some(export), e))? {
@@ -316,7 +368,7 @@ impl Sandbox {
                     cid,
                     timeout_ms: timeout_ms(timeout),
                 },
-                timeout.map(|l| (l, self.kill_grace)),
+                self.hard_limits(CallLimits::none().timeout(timeout)),
             )
             .await?
             .map_err(|e| Error::from_guest(cid, None, e))?
@@ -454,6 +506,21 @@ impl Sandbox {
     /// Kills the guest now (SIGKILL). Pending calls fail with [`Error::GuestExited`].
     pub fn kill(&self) {
         self.shared.kill_guest();
+    }
+
+    /// The sandbox's limits for a call or a top-level run.
+    fn default_call_limits(&self) -> CallLimits {
+        CallLimits::none()
+            .timeout(self.call_timeout)
+            .cpu_time(self.cpu_time)
+    }
+
+    fn hard_limits(&self, limits: CallLimits) -> HardLimits {
+        HardLimits {
+            wall: limits.timeout,
+            cpu: limits.cpu_time,
+            grace: self.kill_grace,
+        }
     }
 
     fn unexpected(&self, request: &'static str) -> Error {
@@ -621,6 +688,60 @@ impl SandboxBuilder {
     /// See [`SandboxOptions::kill_grace`].
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.options.kill_grace = grace;
+        self
+    }
+
+    /// Replaces every resource budget; see [`SandboxOptions::limits`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.options.limits = limits;
+        self
+    }
+
+    /// See [`Limits::cpu_time`].
+    pub fn cpu_time(mut self, limit: Option<Duration>) -> Self {
+        self.options.limits.cpu_time = limit;
+        self
+    }
+
+    /// See [`Limits::cpu_percent`].
+    pub fn cpu_percent(mut self, cap: Option<crate::CpuPercent>) -> Self {
+        self.options.limits.cpu_percent = cap;
+        self
+    }
+
+    /// See [`Limits::memory`] (bytes).
+    pub fn memory_limit(mut self, bytes: Option<u64>) -> Self {
+        self.options.limits.memory = bytes;
+        self
+    }
+
+    /// See [`Limits::stack`] (bytes).
+    pub fn stack_limit(mut self, bytes: Option<u32>) -> Self {
+        self.options.limits.stack = bytes;
+        self
+    }
+
+    /// See [`Limits::output`] (bytes per call).
+    pub fn output_limit(mut self, bytes: Option<u64>) -> Self {
+        self.options.limits.output = bytes;
+        self
+    }
+
+    /// See [`Limits::host_calls`] (per call).
+    pub fn host_call_limit(mut self, calls: Option<u32>) -> Self {
+        self.options.limits.host_calls = calls;
+        self
+    }
+
+    /// See [`Limits::containers`].
+    pub fn container_limit(mut self, containers: Option<u32>) -> Self {
+        self.options.limits.containers = containers;
+        self
+    }
+
+    /// See [`Limits::in_flight`].
+    pub fn in_flight_limit(mut self, requests: Option<u32>) -> Self {
+        self.options.limits.in_flight = requests;
         self
     }
 

@@ -167,7 +167,7 @@ pub(crate) async fn deep_recursion_is_catchable(t: &Target) {
         // guest, and the container stays usable (checked below).
         match caught {
             Err(Error::LimitExceeded {
-                limit: Limit::Engine,
+                limit: Limit::Stack,
                 message,
             }) => assert!(message.contains("call depth"), "{message}"),
             other => panic!("expected an engine limit error from boa, got {other:?}"),

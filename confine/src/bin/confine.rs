@@ -76,6 +76,21 @@ struct Common {
     /// for running timers and promises until nothing is left (each). Exit code 3 past it.
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
+    /// CPU-time limit in milliseconds, counted like --timeout but in CPU time (a script
+    /// waiting on a timer uses none). Exit code 3 past it.
+    #[arg(long, value_name = "MS")]
+    cpu_time: Option<u64>,
+    /// Kill the guest if it uses more than PCT % of a core averaged over a second. Exit code 3.
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u32).range(1..=100))]
+    cpu_percent: Option<u32>,
+    /// Memory limit in MiB: scripts get an out-of-memory error past it (QuickJS), and the
+    /// guest process is capped a little above it. Exit code 3.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    memory: Option<u64>,
+    /// Console output limit in bytes (for the top-level code, and for each --call). Exit
+    /// code 3 past it.
+    #[arg(long, value_name = "BYTES")]
+    max_output: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,6 +204,10 @@ async fn run(cli: Cli) -> u8 {
     let sandbox = Sandbox::builder()
         .runtime(common.runtime)
         .call_timeout(timeout)
+        .cpu_time(common.cpu_time.map(Duration::from_millis))
+        .cpu_percent(common.cpu_percent.map(confine::CpuPercent::new))
+        .memory_limit(common.memory.map(|mib| mib << 20))
+        .output_limit(common.max_output)
         .no_sandbox(common.no_sandbox)
         .allow_degraded(common.allow_degraded)
         .log_spawn(common.log_spawn)
