@@ -576,6 +576,54 @@ pub(crate) static STAGE2_X86_64: &[SyscallRule] = &[
     rule!(SYS_seccomp, Verdict::Errno(EPERM), "the filter set is final: no more filters, no listener"),
 ];
 
+/// Stage 2 under [`Profile::Wasm`](crate::registry::Profile::Wasm): the rows that replace
+/// [`STAGE2_X86_64`]'s. A JIT engine (wasmtime) writes code and then makes it read-execute,
+/// grows linear memory by `mprotect`ing reserved `PROT_NONE` pages read-write, and maps
+/// executable code after lockdown, so memory protections stay changeable, but never to
+/// write and execute at once (stage 1's W^X check says the same). MDWE is off for this
+/// profile: it would refuse the RW→RX step. Everything else (files, sockets, processes,
+/// signals to others, threads after lockdown) is as strict as for interpreters; an engine
+/// thread (epoch ticker) must be started before lockdown.
+pub(crate) static STAGE2_WASM_X86_64: &[SyscallRule] = &[
+    rule!(
+        SYS_mmap,
+        Verdict::AllowIf {
+            checks: &[Check::LowMaskedNot {
+                arg: 2,
+                mask: PROT_WRITE_EXEC,
+                value: PROT_WRITE_EXEC
+            }],
+            otherwise: EACCES,
+        },
+        "code memory and linear-memory reservations; never writable and executable at once"
+    ),
+    rule!(
+        SYS_mprotect,
+        Verdict::AllowIf {
+            checks: &[Check::LowMaskedNot {
+                arg: 2,
+                mask: PROT_WRITE_EXEC,
+                value: PROT_WRITE_EXEC
+            }],
+            otherwise: EACCES,
+        },
+        "publishing JIT code (RW->RX) and growing linear memory (NONE->RW); never W+X"
+    ),
+];
+
+/// Denials a healthy guest hits on purpose, which the audit mode (CI's check that no
+/// runtime depends on a refused syscall) leaves as errnos instead of trapping: libc and std
+/// probe them and carry on.
+pub(crate) static AUDIT_EXPECTED: &[(u32, &str)] = &[(
+    nr(libc::SYS_ioctl),
+    "isatty() (std's stdio, engines' console) sees ENOTTY and treats the stream as a pipe",
+)];
+
+/// `true` for numbers in [`AUDIT_EXPECTED`].
+pub(crate) fn audit_keeps(nr: u32) -> bool {
+    AUDIT_EXPECTED.iter().any(|(n, _)| *n == nr)
+}
+
 /// A resource limit applied in the child: `(resource, soft, hard)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rlimit {
@@ -755,9 +803,56 @@ pub(crate) fn stage2_verdict(nr: u32) -> Verdict {
     }
 }
 
+/// [`stage2_verdict`] under [`Profile::Wasm`](crate::registry::Profile::Wasm): its
+/// [`STAGE2_WASM_X86_64`] rows first.
+pub(crate) fn stage2_wasm_verdict(nr: u32) -> Verdict {
+    match STAGE2_WASM_X86_64.iter().find(|r| r.nr == nr) {
+        Some(rule) => rule.verdict,
+        None => stage2_verdict(nr),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wasm_profile_changes_only_memory_protection() {
+        for nr in 0..=NEWEST_KNOWN_SYSCALL + 8 {
+            let (js, wasm) = (stage2_verdict(nr), stage2_wasm_verdict(nr));
+            if nr == nr_of(libc::SYS_mmap) || nr == nr_of(libc::SYS_mprotect) {
+                assert_ne!(js, wasm, "{nr}");
+                // The same W^X rule as stage 1, so stage 2 takes nothing stage 1 refuses.
+                assert_eq!(wasm, stage1_verdict(nr), "{nr}");
+            } else {
+                assert_eq!(js, wasm, "{nr}");
+            }
+        }
+        for rule in STAGE2_WASM_X86_64 {
+            assert!(!rule.why.is_empty());
+            assert!(
+                STAGE2_X86_64.iter().any(|r| r.nr == rule.nr),
+                "{}",
+                rule.name
+            );
+        }
+    }
+
+    #[test]
+    fn audit_keeps_only_listed_numbers() {
+        assert!(audit_keeps(nr_of(libc::SYS_ioctl)));
+        assert!(!audit_keeps(nr_of(libc::SYS_openat)));
+        assert!(!audit_keeps(NEWEST_KNOWN_SYSCALL + 1));
+        for (n, why) in AUDIT_EXPECTED {
+            assert!(!why.is_empty());
+            // Only errno verdicts can be kept: a kill stays a kill.
+            assert!(matches!(stage2_verdict(*n), Verdict::Errno(_)), "{n}");
+        }
+    }
+
+    fn nr_of(n: c_long) -> u32 {
+        nr(n)
+    }
 
     #[test]
     fn table_has_no_duplicates_and_known_numbers() {

@@ -11,6 +11,7 @@
 
 use super::*;
 use crate::platform::{PolicyRequest, SpawnStep};
+use crate::registry::Profile;
 use std::{ffi::CString, os::unix::ffi::OsStrExt, path::PathBuf, time::Instant};
 
 fn errno() -> i64 {
@@ -179,10 +180,15 @@ fn this_exe() -> PathBuf {
 }
 
 fn strict_plan(guest: &std::path::Path) -> Plan {
+    strict_plan_for(guest, Profile::Js)
+}
+
+fn strict_plan_for(guest: &std::path::Path, profile: Profile) -> Plan {
     prepare(&PolicyRequest {
         guest,
         no_sandbox: false,
         allow_degraded: false,
+        profile,
     })
     .expect("prepare (this machine has seccomp and Landlock)")
 }
@@ -222,6 +228,7 @@ fn no_sandbox_report_is_disabled() {
         guest: std::path::Path::new("relative/is/fine/when/disabled"),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     let r = plan.report();
@@ -238,6 +245,7 @@ fn relative_guest_is_rejected() {
         guest: std::path::Path::new("guest"),
         no_sandbox: false,
         allow_degraded: true,
+        profile: Profile::Js,
     })
     .expect_err("relative");
     assert!(
@@ -855,6 +863,7 @@ fn fds_and_session_after_apply() {
         guest: &this_exe(),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     let o = fork_run(Some(&plain), &layout_probe);
@@ -951,6 +960,7 @@ fn no_sandbox_only_arranges_fds() {
         guest: &this_exe(),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     // SAFETY: raw syscalls.
