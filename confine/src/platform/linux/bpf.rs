@@ -939,6 +939,53 @@ mod tests {
     }
 
     #[test]
+    fn audit_programs_trap_every_refusal_but_the_kept_ones() {
+        use super::super::policy::{audit_keeps, stage2_wasm_verdict};
+        let audit = Denials::AuditTrap { keep: audit_keeps };
+        let tables: [fn(u32) -> Verdict; 3] = [stage1_verdict, stage2_verdict, stage2_wasm_verdict];
+        let patterns = arg_patterns();
+        for table in tables {
+            for layout in [Layout::Compact, Layout::Inline] {
+                let f = build_full(layout, NEWEST_KNOWN_SYSCALL, table, audit).expect("builds");
+                let mut insns = f.insns;
+                for slot in f.pid_slots {
+                    insns[slot].k = PID;
+                }
+                for nr in 0..=NEWEST_KNOWN_SYSCALL + 64 {
+                    for args in &patterns {
+                        let got = run(&insns, AUDIT_ARCH_X86_64, nr, *args);
+                        assert_eq!(got, oracle(table, audit, nr, *args, PID), "{layout:?} {nr}");
+                        // Never an errno, except for the kept numbers; kills stay kills.
+                        if got & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_ERRNO {
+                            assert!(audit_keeps(nr), "{nr} returns an errno in audit mode");
+                        }
+                    }
+                }
+            }
+        }
+        // The kept ioctl errno survives; an unknown number traps with ENOSYS as its data.
+        let f = build_denying(NEWEST_KNOWN_SYSCALL, stage2_verdict, audit).expect("builds");
+        let ioctl = libc::SYS_ioctl as u32;
+        assert_eq!(
+            run(&f.insns, AUDIT_ARCH_X86_64, ioctl, [0; 6]),
+            ret_errno(libc::ENOTTY)
+        );
+        assert_eq!(
+            run(
+                &f.insns,
+                AUDIT_ARCH_X86_64,
+                NEWEST_KNOWN_SYSCALL + 1,
+                [0; 6]
+            ),
+            RET_TRAP | libc::ENOSYS as u32
+        );
+        assert_eq!(
+            run(&f.insns, AUDIT_ARCH_X86_64, libc::SYS_execve as u32, [0; 6]),
+            RET_KILL
+        );
+    }
+
+    #[test]
     fn stage2_program_is_small() {
         let insns = stage2_program();
         // Install cost grows with length (module doc); today's table builds to ~80.

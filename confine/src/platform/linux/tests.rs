@@ -14,6 +14,8 @@ use crate::platform::{PolicyRequest, SpawnStep};
 use crate::registry::Profile;
 use std::{ffi::CString, os::unix::ffi::OsStrExt, path::PathBuf, time::Instant};
 
+mod sweep;
+
 fn errno() -> i64 {
     // SAFETY: reads this thread's errno.
     i64::from(unsafe { *libc::__errno_location() })
@@ -523,10 +525,24 @@ struct Stage2Prog {
 }
 
 impl Stage2Prog {
+    /// The interpreter profile's program, exactly as the host sends it in `Hello`.
     fn new() -> Self {
-        let f = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict).expect("build");
-        assert!(f.pid_slots.is_empty());
-        Stage2Prog { insns: f.insns }
+        Self::of(Profile::Js, false)
+    }
+
+    /// The program the host sends for `profile` (audited or not), decoded from its bytes.
+    fn of(profile: Profile, audit: bool) -> Self {
+        let bytes = stage2_program(profile, audit).expect("stage 2 builds");
+        let insns = bytes
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Stage2Prog { insns }
     }
 
     /// `seccomp(SET_MODE_FILTER, TSYNC, prog)` as `r` or `-errno`, like the guest's install.
@@ -1495,4 +1511,65 @@ fn bench_stage2_costs() {
         let mut st = 0;
         libc::waitpid(pid, &mut st, 0);
     }
+}
+
+/// The wasm profile on the real kernel: no MDWE, and after stage 2 a page can go RW→RX (a
+/// JIT publishing code) but never be writable and executable at once; the interpreter
+/// profile refuses both.
+#[test]
+fn wasm_profile_allows_rw_to_rx_never_w_plus_x() {
+    let exe = this_exe();
+    let js = strict_plan_for(&exe, Profile::Js);
+    let wasm = strict_plan_for(&exe, Profile::Wasm);
+    assert_eq!(js.mdwe, kernel_facts().mdwe);
+    assert!(!wasm.mdwe, "MDWE would refuse the RW->RX step");
+    let body = |stage2: &Stage2Prog| {
+        emit(stage2.install());
+        // SAFETY: anonymous pages we own; raw syscalls only.
+        unsafe {
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                rw,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            emit(if m == libc::MAP_FAILED { -errno() } else { 0 });
+            m.cast::<u8>().write(0xc3);
+            emit(sys(libc::mprotect(
+                m,
+                4096,
+                libc::PROT_READ | libc::PROT_EXEC,
+            )
+            .into()));
+            emit(sys(libc::mprotect(m, 4096, rw | libc::PROT_EXEC).into()));
+            let x = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                rw | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            emit(if x == libc::MAP_FAILED { -errno() } else { 0 });
+        }
+    };
+    let e = neg(libc::EACCES);
+    // Built here: the child must not allocate.
+    let (wasm2, js2) = (
+        Stage2Prog::of(Profile::Wasm, false),
+        Stage2Prog::of(Profile::Js, false),
+    );
+    let o = fork_run(Some(&wasm), &|| body(&wasm2));
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    assert_eq!(
+        o.values,
+        vec![0, 0, 0, e, e],
+        "wasm: install, mmap RW, RW->RX, RWX, mmap RWX"
+    );
+    let o = fork_run(Some(&js), &|| body(&js2));
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    assert_eq!(o.values, vec![0, 0, e, e, e], "js");
 }
