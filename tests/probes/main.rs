@@ -916,3 +916,76 @@ fn catalog_size() {
         .count();
     assert!(hostile >= 40, "{hostile}");
 }
+
+// ---- the audit mode (CI): refusals trap and report their number ----
+
+/// Set for the child test process that runs [`audit_mode_child`].
+const AUDIT_CHILD: &str = "CONFINE_PROBES_AUDIT_CHILD";
+
+/// The audit mode is per process (`CONFINE_SECCOMP_AUDIT`, read once), so it runs in a child
+/// copy of this test binary with the variable set, pointing at a log file.
+#[test]
+fn audit_mode_reports_refused_syscalls_by_number() {
+    let log = scratch("audit.log");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "audit_mode_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(AUDIT_CHILD, "1")
+        .env("CONFINE_SECCOMP_AUDIT", &log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the child ran the test: {text}");
+    // The host logged each reported denial: getppid (110) and sendto with an address (44,
+    // refused by stage 1's argument check, repeated by the audited stage 2).
+    let logged = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let lines: Vec<&str> = logged.lines().collect();
+    assert_eq!(lines.len(), 2, "{logged}");
+    assert!(
+        lines[0].ends_with(&format!(
+            "confine-guest: seccomp audit: syscall {} refused (errno {} outside audit mode)",
+            libc::SYS_getppid,
+            libc::EPERM
+        )),
+        "{logged}"
+    );
+    assert!(
+        lines[1].contains(&format!("syscall {} refused", libc::SYS_sendto)),
+        "{logged}"
+    );
+}
+
+/// Runs under `CONFINE_SECCOMP_AUDIT` (see above); ignored otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by audit_mode_reports_refused_syscalls_by_number in a child process"]
+async fn audit_mode_child() {
+    assert!(std::env::var_os(AUDIT_CHILD).is_some(), "run it through its parent test");
+    // Ordinary work never traps.
+    for probe in ["ping", "alloc_touch", "clock", "getrandom", "leaked_fds"] {
+        assert!(answer(Mode::Js, probe, "").await.ok(), "{probe}");
+    }
+    // Deliberate refusals keep their errno: isatty()'s ioctl.
+    denied(Mode::Js, "ioctl_fionread", "", libc::ENOTTY).await;
+    // Kills stay kills.
+    killed(Mode::Js, "bpf", "").await;
+    // Everything else traps: the guest reports the number and exits with its own status.
+    for (probe, nr) in [("getppid", libc::SYS_getppid), ("sendto_addr", libc::SYS_sendto)] {
+        let g = Guest::start(Mode::Js, probe).await;
+        let out = g.call("confine-probe-nowhere").await;
+        let (exit, stderr) = g.end().await;
+        assert!(out.is_err(), "{probe}: {out:?}");
+        assert_eq!(exit.code, Some(75), "{probe}: {exit}; {stderr}");
+        assert!(
+            stderr.contains(&format!("confine-guest: seccomp audit: syscall {nr} refused")),
+            "{probe}: {stderr}"
+        );
+    }
+}
