@@ -16,15 +16,19 @@
 //! | seccomp stage 1 | sockets, new processes, namespaces, W+X memory, ioctls, signals to others, the kernel attack surface; file writes (read-only `open` flags) |
 //! | Landlock | which files can be opened and executed: the guest, its interpreter, its libraries; TCP (ABI >= 4); signals and abstract sockets outside the guest (ABI >= 6) |
 //! | rlimits | core dumps, file writes (`fsize` 0), fd count, locked memory |
-//! | MDWE | memory becoming executable after it was writable (Linux >= 6.3) |
+//! | MDWE | memory becoming executable after it was writable (Linux >= 6.3; `Js` profile only) |
 //! | no_new_privs | setuid/file-capability gain on exec |
 //! | setsid, fd layout | controlling terminal; inherited fds (only 0-3 survive exec) |
 //!
 //! Stage 1 must allow what the loader needs (`openat`, `newfstatat`, `execve`,
 //! `mmap(PROT_EXEC)`), so file metadata (`stat` of any path) stays visible until the guest
 //! installs its stage-2 filter; the report says so until the host has verified stage 2.
-//! Stage 2 is the same program for every guest (it compares with no pid), so it is compiled
-//! once per process.
+//! Stage 2 is the same program for every guest of a [`Profile`] (it compares with no pid), so
+//! it is compiled once per process and profile ([`stage2_program`]). The profile (from the
+//! runtime's registry entry) decides MDWE and stage 2's memory rules: interpreters (`Js`)
+//! never get executable memory after lockdown; JIT engines (`Wasm`) may turn written pages
+//! read-execute, never writable and executable at once. In the audit mode ([`AUDIT_ENV`],
+//! CI) stage 2 traps instead of returning errnos, so the guest reports any refusal it meets.
 
 pub(crate) mod bpf;
 pub(crate) mod child;
