@@ -848,7 +848,6 @@ mod tests {
             ("clone3", libc::SYS_clone3),
             ("fork", libc::SYS_fork),
             ("vfork", libc::SYS_vfork),
-            ("prctl", libc::SYS_prctl),
             ("seccomp", libc::SYS_seccomp),
             ("mprotect", libc::SYS_mprotect),
             ("io_uring_setup", libc::SYS_io_uring_setup),
@@ -933,6 +932,19 @@ mod tests {
             both(libc::SYS_tgkill as u32, [u64::from(PID), 1, 6, 0, 0, 0]),
             RET_ALLOW
         );
+        // prctl: thread names only.
+        let prctl =
+            |option: libc::c_int| both(libc::SYS_prctl as u32, [option as u64, 0, 0, 0, 0, 0]);
+        assert_eq!(prctl(libc::PR_SET_NAME), RET_ALLOW);
+        assert_eq!(prctl(libc::PR_GET_NAME), RET_ALLOW);
+        for option in [
+            libc::PR_SET_MM,
+            libc::PR_SET_SECCOMP,
+            libc::PR_SET_DUMPABLE,
+            libc::PR_SET_MDWE,
+        ] {
+            assert_eq!(prctl(option), errno(libc::EPERM), "prctl option {option}");
+        }
         // Numbers newer than the table: ENOSYS from both, so libc falls back.
         assert_eq!(both(NEWEST_KNOWN_SYSCALL + 1, empty), errno(libc::ENOSYS));
         assert_eq!(both(400, empty), errno(libc::ENOSYS));

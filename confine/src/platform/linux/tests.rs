@@ -593,7 +593,9 @@ mod p2 {
     pub(super) const FCNTL: usize = 24;
     pub(super) const CLONE_THREAD: usize = 25;
     pub(super) const WRITE_FD3: usize = 26;
-    pub(super) const COUNT: usize = 27;
+    pub(super) const PRCTL_DUMPABLE: usize = 27;
+    pub(super) const RSEQ_AGAIN: usize = 28;
+    pub(super) const COUNT: usize = 29;
 }
 
 fn stage2_probes(stage2: &Stage2Prog, exe: &CString) {
@@ -623,6 +625,11 @@ fn stage2_probes(stage2: &Stage2Prog, exe: &CString) {
         ));
         r[p2::FORK] = sys(libc::syscall(libc::SYS_fork));
         r[p2::PRCTL_SET_NAME] = sys(libc::prctl(libc::PR_SET_NAME, c"x".as_ptr(), 0, 0, 0).into());
+        r[p2::PRCTL_DUMPABLE] = sys(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).into());
+        // Reaches the kernel (a thread starting after lockdown registers its area); glibc
+        // registered this thread's already, so a second registration is refused by the kernel.
+        let area = [0u64; 4];
+        r[p2::RSEQ_AGAIN] = sys(libc::syscall(libc::SYS_rseq, area.as_ptr(), 32u32, 0, 0));
         let again = libc::sock_fprog {
             len: stage2.insns.len() as u16,
             filter: stage2.insns.as_ptr().cast_mut(),
@@ -772,7 +779,17 @@ fn stage2_on_stage1_gets_exact_errnos() {
         "AT_EMPTY_PATH is no pass"
     );
     assert_eq!(v[p2::FORK], e(libc::EPERM));
-    assert_eq!(v[p2::PRCTL_SET_NAME], e(libc::EPERM));
+    assert_eq!(
+        v[p2::PRCTL_SET_NAME],
+        0,
+        "thread names stay (std names threads from inside)"
+    );
+    assert_eq!(v[p2::PRCTL_DUMPABLE], e(libc::EPERM));
+    assert!(
+        v[p2::RSEQ_AGAIN] == e(libc::EBUSY) || v[p2::RSEQ_AGAIN] == e(libc::EINVAL),
+        "rseq reaches the kernel: {}",
+        v[p2::RSEQ_AGAIN]
+    );
     assert_eq!(v[p2::SECCOMP_AGAIN], e(libc::EPERM));
     assert_eq!(
         v[p2::MMAP_RX],
