@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "bench" => bench(&rest),
         "lint" => lint(),
+        "seccomp-audit" => seccomp_audit(),
         "wasm-plugin" => wasm_plugin(),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
@@ -51,6 +52,8 @@ commands:
                 sandboxed conformance suite in the seccomp audit mode (any denial fails)
   bench [ARGS]  release build, then the benchmark harness (ARGS go to it, e.g. `--quick`)
   lint          fmt check and clippy only
+  seccomp-audit only the sandboxed conformance suite in the seccomp audit mode (guest
+                executables must be built: `cargo build --workspace --bins`)
   wasm-plugin   build the wasm runtime's JS plugin (installs clang-16, llvm-16, wasi-libc
                 with apt-get when run as root)";
 
@@ -127,9 +130,21 @@ fn seccomp_audit() -> Result<(), String> {
     let denials = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     if !denials.trim().is_empty() {
+        // One line per distinct denial ("[confine quickjs 123] confine-guest: seccomp audit:
+        // syscall N refused ..."), counted over guests.
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for line in denials.lines() {
+            let what = line.split_once("] ").map_or(line, |(_, rest)| rest);
+            *counts.entry(what).or_default() += 1;
+        }
+        let list: Vec<String> = counts
+            .iter()
+            .map(|(what, n)| format!("  {what} ({n} guests)"))
+            .collect();
         return Err(format!(
             "seccomp audit: the guests met syscalls the policy refuses (decide each in \
-             confine/src/platform/linux/policy.rs):\n{denials}"
+             confine/src/platform/linux/policy.rs):\n{}",
+            list.join("\n")
         ));
     }
     result

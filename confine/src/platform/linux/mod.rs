@@ -411,8 +411,8 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         _ => (None, Vec::new()),
     };
     // A JIT publishes code by turning written pages executable, which MDWE refuses; the
-    // seccomp W^X rules still hold for that profile.
-    let mdwe = kernel.mdwe && req.profile == Profile::Js;
+    // seccomp W^X rules still hold for that profile. Any other profile keeps MDWE.
+    let mdwe = kernel.mdwe && req.profile != Profile::Wasm;
     let rlimits = policy::RLIMITS.to_vec();
     let report = IsolationReport {
         platform: "linux",
