@@ -139,6 +139,7 @@ pub const PROBES: &[&str] = &[
     "thread_bomb",
     "ptrace_seize",
     "process_vm_readv",
+    "process_vm_writev",
     "kill_parent",
     "kill_group",
     "tgkill_parent",
@@ -171,6 +172,8 @@ pub const PROBES: &[&str] = &[
     "mmap_rx",
     "mprotect_rw_rx",
     "mprotect_rw_rwx",
+    "pkey_mprotect_rwx",
+    "shmat_exec",
     "jit_call",
     "ioctl_fionread",
     "ioctl_tiocsti",
@@ -370,6 +373,7 @@ pub fn run(name: &str, arg: &str) -> Option<Outcome> {
                 "",
             ),
             "process_vm_readv" => process_vm_readv(arg),
+            "process_vm_writev" => process_vm_writev(arg),
             "kill_parent" => Outcome::of(
                 sys(libc::syscall(
                     libc::SYS_kill,
@@ -566,6 +570,8 @@ pub fn run(name: &str, arg: &str) -> Option<Outcome> {
             "mmap_rx" => map_anon(libc::PROT_READ | libc::PROT_EXEC),
             "mprotect_rw_rx" => protect_anon(libc::PROT_READ | libc::PROT_EXEC),
             "mprotect_rw_rwx" => protect_anon(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC),
+            "pkey_mprotect_rwx" => pkey_mprotect_rwx(),
+            "shmat_exec" => shmat_exec(),
             "jit_call" => jit_call(),
             "ioctl_fionread" => {
                 let mut n: libc::c_int = 0;
@@ -827,6 +833,95 @@ unsafe fn process_vm_readv(arg: &str) -> Outcome {
             String::new()
         },
     )
+}
+
+/// Writes 8 bytes (`arg` is `pid:address:value`, hex address and value) into another
+/// process's memory.
+unsafe fn process_vm_writev(arg: &str) -> Outcome {
+    let mut parts = arg.split(':');
+    let pid = parts
+        .next()
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+        .unwrap_or(-1);
+    let addr = parts
+        .next()
+        .and_then(|a| usize::from_str_radix(a, 16).ok())
+        .unwrap_or(0);
+    let value = parts
+        .next()
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    let buf = value.to_le_bytes();
+    let local = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: our buffer; the kernel writes the remote side, not us.
+    Outcome::of(
+        sys(unsafe {
+            libc::syscall(
+                libc::SYS_process_vm_writev,
+                libc::c_long::from(pid),
+                &local,
+                1usize,
+                &remote,
+                1usize,
+                0usize,
+            )
+        }),
+        "",
+    )
+}
+
+/// W+X through the protection-key variant of mprotect (pkey -1: no key, otherwise exactly
+/// mprotect), which a filter that only checked mprotect would let through.
+unsafe fn pkey_mprotect_rwx() -> Outcome {
+    // SAFETY: an anonymous page we own and unmap.
+    unsafe {
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if m == libc::MAP_FAILED {
+            return Outcome::of(-errno(), "mmap");
+        }
+        let r = sys(libc::syscall(
+            libc::SYS_pkey_mprotect,
+            m,
+            4096usize,
+            libc::c_long::from(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC),
+            -1i64,
+        ));
+        libc::munmap(m, 4096);
+        Outcome::of(r, "pkey_mprotect")
+    }
+}
+
+/// W+X through System V shared memory: `shmat` with `SHM_EXEC` maps a segment executable
+/// and writable.
+unsafe fn shmat_exec() -> Outcome {
+    // SAFETY: a private segment, detached and removed again.
+    unsafe {
+        let id = libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o600);
+        if id < 0 {
+            return Outcome::of(-errno(), "shmget");
+        }
+        let p = libc::shmat(id, std::ptr::null(), libc::SHM_EXEC);
+        let r = if p as isize == -1 { -errno() } else { 0 };
+        if r == 0 {
+            libc::shmdt(p);
+        }
+        libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+        Outcome::of(r, "shmat")
+    }
 }
 
 unsafe fn connect_abstract(name: &str) -> Outcome {

@@ -206,6 +206,7 @@ macro_rules! kill_probe {
             let arg: String = $arg;
             control($probe, &arg, $control).await;
             killed(Mode::Js, $probe, &arg).await;
+            killed(Mode::Wasm, $probe, &arg).await;
         }
     };
 }
@@ -570,6 +571,29 @@ async fn process_vm_readv_of_the_parent() {
     killed(Mode::Js, "process_vm_readv", &arg).await;
 }
 
+/// Something for `process_vm_writev` to overwrite in the test process.
+static TARGET: AtomicU64 = AtomicU64::new(0x1111_2222_3333_4444);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_vm_writev_into_the_parent() {
+    let addr = TARGET.as_ptr() as usize;
+    let arg = |v: u64| format!("{}:{addr:x}:{v:x}", std::process::id());
+    let out = control("process_vm_writev", &arg(0xdead_beef), Control::Works).await;
+    assert_eq!(out.ret, 8);
+    assert_eq!(
+        TARGET.load(Ordering::SeqCst),
+        0xdead_beef,
+        "the control wrote into us"
+    );
+    killed(Mode::Js, "process_vm_writev", &arg(0xbad)).await;
+    killed(Mode::Wasm, "process_vm_writev", &arg(0xbad)).await;
+    assert_eq!(
+        TARGET.load(Ordering::SeqCst),
+        0xdead_beef,
+        "nothing written sandboxed"
+    );
+}
+
 static SIGUSR1_SEEN: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn count_sigusr1(_: libc::c_int) {
@@ -757,6 +781,22 @@ async fn writable_and_executable_at_once_is_refused_by_every_profile() {
         control(probe, "", Control::Works).await;
         denied(Mode::Js, probe, "", libc::EACCES).await;
         denied(Mode::Wasm, probe, "", libc::EACCES).await;
+    }
+}
+
+/// The side doors to W+X: the protection-key mprotect and System V shared memory with
+/// `SHM_EXEC`. Both work unsandboxed; sandboxed, neither syscall is in any allow-list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writable_and_executable_through_side_doors_is_refused() {
+    for (probe, detail) in [
+        ("pkey_mprotect_rwx", "pkey_mprotect"),
+        ("shmat_exec", "shmget"),
+    ] {
+        control(probe, "", Control::Works).await;
+        for mode in [Mode::Js, Mode::Wasm] {
+            let out = denied(mode, probe, "", libc::EPERM).await;
+            assert_eq!(out.detail, detail, "{probe} {mode:?}");
+        }
     }
 }
 
