@@ -7,6 +7,12 @@
 //! checks `/proc/<pid>/status` for the second filter before it sends any request, so a guest
 //! that skipped this step is refused, not trusted.
 //!
+//! Before the filter goes in, [`install`] sets a `SIGSYS` handler for the host's audit mode
+//! (CI): there, refusals trap (`SECCOMP_RET_TRAP`) instead of returning an errno, and the
+//! handler prints the syscall number to stderr (a line starting with [`AUDIT_MARKER`]) and
+//! exits with [`EXIT_SECCOMP_AUDIT`]. Normal filters never trap (their kills end the process
+//! without running handlers), so the handler costs nothing outside CI.
+//!
 //! Nothing here interprets the program: the guest only checks that the bytes form a program
 //! the kernel could take (a whole number of 8-byte instructions, 1 to `BPF_MAXINSNS` of them)
 //! and reports the kernel's refusal otherwise. Any failure ends the guest (see
@@ -18,6 +24,13 @@ use thiserror::Error;
 
 /// `BPF_MAXINSNS` from `<linux/bpf_common.h>`: the kernel refuses longer programs.
 pub const MAX_INSTRUCTIONS: usize = 4096;
+
+/// Exit status after a syscall refused in the host's seccomp audit mode (the SIGSYS handler's
+/// exit; see the module doc).
+pub const EXIT_SECCOMP_AUDIT: i32 = 75;
+
+/// How the audit mode's report line on stderr starts; the host's launcher looks for it.
+pub const AUDIT_MARKER: &str = "confine-guest: seccomp audit:";
 
 /// Bytes per `struct sock_filter`.
 #[cfg(target_os = "linux")]
@@ -51,6 +64,9 @@ pub enum LockdownError {
         /// The thread that failed.
         tid: libc::c_long,
     },
+    /// The audit mode's `SIGSYS` handler could not be set (`sigaction` failed).
+    #[error("cannot set the SIGSYS handler: {0}")]
+    Handler(#[source] io::Error),
     /// This platform has no seccomp; a host that sends a lockdown expects one.
     #[error("seccomp is not available on this platform")]
     Unsupported,
@@ -83,16 +99,116 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, LockdownErr
         .collect())
 }
 
+/// `SYS_SECCOMP`: the `si_code` of a `SIGSYS` raised by a `SECCOMP_RET_TRAP` filter.
+#[cfg(target_os = "linux")]
+const SYS_SECCOMP: libc::c_int = 1;
+
+/// Appends `n` in decimal to `buf` at `*at` (no allocation: runs in a signal handler).
+#[cfg(target_os = "linux")]
+fn put_decimal(buf: &mut [u8], at: &mut usize, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let negative = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        put_bytes(buf, at, b"-");
+    }
+    for i in (0..len).rev() {
+        put_bytes(buf, at, &digits[i..=i]);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn put_bytes(buf: &mut [u8], at: &mut usize, bytes: &[u8]) {
+    for &b in bytes {
+        if let Some(slot) = buf.get_mut(*at) {
+            *slot = b;
+            *at += 1;
+        }
+    }
+}
+
+/// The audit mode's SIGSYS handler: one line on stderr, then `_exit`. Only
+/// async-signal-safe calls (`write`, `_exit`), both in every stage-2 allow-list.
+#[cfg(target_os = "linux")]
+extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    if info.is_null() {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(EXIT_SECCOMP_AUDIT) };
+    }
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers. For SIGSYS the union
+    // at offset 16 is `{ void *call_addr; int syscall; unsigned arch; }` (x86_64 and every
+    // 64-bit Linux ABI), so the syscall number is the int at offset 24; si_errno carries the
+    // filter's SECCOMP_RET_DATA (the errno the normal mode would return).
+    let (code, data, nr) = unsafe {
+        (
+            (*info).si_code,
+            (*info).si_errno,
+            info.cast::<u8>()
+                .add(24)
+                .cast::<libc::c_int>()
+                .read_unaligned(),
+        )
+    };
+    let mut line = [0u8; 160];
+    let mut at = 0;
+    put_bytes(&mut line, &mut at, AUDIT_MARKER.as_bytes());
+    if code == SYS_SECCOMP {
+        put_bytes(&mut line, &mut at, b" syscall ");
+        put_decimal(&mut line, &mut at, i64::from(nr));
+        put_bytes(&mut line, &mut at, b" refused (errno ");
+        put_decimal(&mut line, &mut at, i64::from(data));
+        put_bytes(&mut line, &mut at, b" outside audit mode)\n");
+    } else {
+        put_bytes(&mut line, &mut at, b" SIGSYS not from seccomp\n");
+    }
+    // SAFETY: write from a stack buffer and _exit are async-signal-safe.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), at);
+        libc::_exit(EXIT_SECCOMP_AUDIT);
+    }
+}
+
+/// Sets [`on_sigsys`] as the `SIGSYS` handler.
+#[cfg(target_os = "linux")]
+fn set_audit_handler() -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is valid; we set the handler and flags we need, and
+    // sigemptyset initialises the mask we own.
+    let r = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigsys as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut())
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Installs `lockdown` on the calling process (every thread, through
-/// `SECCOMP_FILTER_FLAG_TSYNC`, in case a runtime started threads during its init).
+/// `SECCOMP_FILTER_FLAG_TSYNC`, in case a runtime started threads during its init), after
+/// setting the audit mode's `SIGSYS` handler (see the module doc).
 ///
 /// Needs `no_new_privs`, which the host's launcher set before `execve` (it survives exec).
 ///
 /// # Errors
-/// See [`LockdownError`]; the process is unchanged unless the kernel accepted the filter.
+/// See [`LockdownError`]; the process is unchanged unless the kernel accepted the filter
+/// (apart from the `SIGSYS` handler, which nothing but a trapping filter invokes).
 #[cfg(target_os = "linux")]
 pub fn install(lockdown: &Lockdown) -> Result<(), LockdownError> {
     let mut insns = decode(&lockdown.seccomp_filter)?;
+    set_audit_handler().map_err(LockdownError::Handler)?;
     let prog = libc::sock_fprog {
         // decode() caps the count at 4096, which fits in u16.
         len: u16::try_from(insns.len()).map_err(|_| LockdownError::BadLength {
@@ -164,6 +280,23 @@ mod tests {
             decode(&vec![0; 8 * MAX_INSTRUCTIONS]).map(|v| v.len()).ok(),
             Some(MAX_INSTRUCTIONS)
         );
+    }
+
+    #[test]
+    fn decimal_formatting_for_the_handler() {
+        let mut buf = [0u8; 32];
+        let mut at = 0;
+        put_decimal(&mut buf, &mut at, 0);
+        put_bytes(&mut buf, &mut at, b" ");
+        put_decimal(&mut buf, &mut at, 1_073_741_863);
+        put_bytes(&mut buf, &mut at, b" ");
+        put_decimal(&mut buf, &mut at, -38);
+        assert_eq!(&buf[..at], b"0 1073741863 -38");
+        // Never writes past the buffer.
+        let mut small = [0u8; 3];
+        let mut at = 0;
+        put_decimal(&mut small, &mut at, 123_456);
+        assert_eq!((&small, at), (b"123", 3));
     }
 
     #[test]

@@ -30,6 +30,47 @@ use tokio::{
 /// Captured guest output is kept up to this many bytes per stream.
 const CAPTURE_LIMIT: usize = 1 << 20;
 
+/// The environment variable that turns on the seccomp audit mode for every guest this
+/// process starts (CI only; see `platform/linux/mod.rs`). When its value is an absolute path,
+/// each denial a guest reports on stderr is also appended to that file, so a test run can
+/// fail on denials that no test assertion noticed.
+pub(crate) const SECCOMP_AUDIT_ENV: &str = "CONFINE_SECCOMP_AUDIT";
+
+/// How a guest's audit report line starts (`confine_guest::lockdown::AUDIT_MARKER`; the
+/// host does not depend on the guest crate).
+const AUDIT_MARKER: &[u8] = b"confine-guest: seccomp audit:";
+
+/// The file [`SECCOMP_AUDIT_ENV`] names, if it names one.
+fn audit_log() -> Option<&'static std::path::Path> {
+    static LOG: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        std::env::var_os(SECCOMP_AUDIT_ENV)
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+    })
+    .as_deref()
+}
+
+/// Appends one reported denial to the audit log. Best effort: a failure is printed, since
+/// the guest's own stderr line (and its exit status) still show the denial.
+fn record_denial(prefix: &str, line: &[u8]) {
+    use std::io::Write;
+    let Some(path) = audit_log() else { return };
+    let text = String::from_utf8_lossy(line);
+    let entry = format!("{prefix} {}\n", text.trim_end_matches('\n'));
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(entry.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "confine: cannot append to the seccomp audit log {}: {e}",
+            path.display()
+        );
+    }
+}
+
 /// A started guest, not yet spoken to.
 pub(crate) struct Launched {
     pub child: Child,
@@ -59,6 +100,7 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
         guest: &command.program,
         no_sandbox: opts.no_sandbox,
         allow_degraded: opts.allow_degraded,
+        profile: command.profile,
     })?);
     let report = plan.report();
 
@@ -184,6 +226,9 @@ async fn pump<R: AsyncRead + Unpin>(
         match lines.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
+        }
+        if is_stderr && line.starts_with(AUDIT_MARKER) {
+            record_denial(&prefix, &line);
         }
         match mode {
             Output::Discard => {}

@@ -433,6 +433,7 @@ pub fn preview(options: &crate::SandboxOptions) -> crate::Result<IsolationReport
         guest: &command.program,
         no_sandbox: options.no_sandbox,
         allow_degraded: options.allow_degraded,
+        profile: command.profile,
     })?;
     Ok(plan.report())
 }

@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's own commands.
 //!
-//! * `cargo xtask test`: everything CI checks: formatting, clippy, the guest executables, and
-//!   the whole test suite (which runs every runtime in both sandbox modes).
+//! * `cargo xtask test`: everything CI checks: formatting, clippy, the guest executables, the
+//!   whole test suite (which runs every runtime in both sandbox modes), and the sandboxed
+//!   conformance suite once more in the seccomp audit mode, where any refused syscall fails
+//!   the run with its number.
 //! * `cargo xtask bench`: the benchmark harness, release build; prints medians and p99.
 //! * `cargo xtask lint`: formatting and clippy only.
 //!
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "bench" => bench(&rest),
         "lint" => lint(),
+        "seccomp-audit" => seccomp_audit(),
         "wasm-plugin" => wasm_plugin(),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
@@ -45,9 +48,12 @@ usage: cargo xtask <command> [args]
 
 commands:
   test [ARGS]   fmt check, clippy, build the guest executables, run the whole test suite
-                (ARGS go to `cargo test`, e.g. `cargo xtask test conformance`)
+                (ARGS go to `cargo test`, e.g. `cargo xtask test conformance`), then the
+                sandboxed conformance suite in the seccomp audit mode (any denial fails)
   bench [ARGS]  release build, then the benchmark harness (ARGS go to it, e.g. `--quick`)
   lint          fmt check and clippy only
+  seccomp-audit only the sandboxed conformance suite in the seccomp audit mode (guest
+                executables must be built: `cargo build --workspace --bins`)
   wasm-plugin   build the wasm runtime's JS plugin (installs clang-16, llvm-16, wasi-libc
                 with apt-get when run as root)";
 
@@ -97,7 +103,51 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     test.args(args);
-    run_tests(test)
+    run_tests(test)?;
+    seccomp_audit()
+}
+
+/// Runs the sandboxed half of the conformance suite again in the seccomp audit mode
+/// (`CONFINE_SECCOMP_AUDIT`): every refusal a runtime meets traps instead of returning an
+/// errno, the guest reports the syscall number and exits, and the host appends the report to
+/// a log. Any line in the log fails the run, so a libc or engine update that starts calling
+/// a refused syscall is caught here, with its number, instead of by users.
+fn seccomp_audit() -> Result<(), String> {
+    let log = env::temp_dir().join(format!("confine-seccomp-audit-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "confine-tests",
+        "--test",
+        "conformance",
+        "--",
+        "_sandboxed::",
+    ])
+    .env("CONFINE_SECCOMP_AUDIT", &log);
+    let result = run("conformance suite, sandboxed, seccomp audit mode", cmd);
+    let denials = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if !denials.trim().is_empty() {
+        // One line per distinct denial ("[confine quickjs 123] confine-guest: seccomp audit:
+        // syscall N refused ..."), counted over guests.
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for line in denials.lines() {
+            let what = line.split_once("] ").map_or(line, |(_, rest)| rest);
+            *counts.entry(what).or_default() += 1;
+        }
+        let list: Vec<String> = counts
+            .iter()
+            .map(|(what, n)| format!("  {what} ({n} guests)"))
+            .collect();
+        return Err(format!(
+            "seccomp audit: the guests met syscalls the policy refuses (decide each in \
+             confine/src/platform/linux/policy.rs):\n{}",
+            list.join("\n")
+        ));
+    }
+    result
 }
 
 /// Runs `cargo test`, echoing its output, and ends with one line totalling every test binary

@@ -50,6 +50,12 @@ pub(crate) struct PolicyRequest<'a> {
     /// A missing optional layer (Landlock) degrades instead of failing. A missing seccomp is
     /// always fatal unless `no_sandbox`.
     pub allow_degraded: bool,
+    /// What the guest's engine needs from memory (the runtime's registry entry says).
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "Linux-only for now")
+    )]
+    pub profile: crate::registry::Profile,
 }
 
 /// What the host requires of a started guest, checked from outside after `Ready`.

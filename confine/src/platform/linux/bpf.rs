@@ -275,10 +275,10 @@ enum Leaf {
     Block(u32),
 }
 
-fn leaf(nr: u32, verdict: Verdict) -> Leaf {
+fn leaf(nr: u32, verdict: Verdict, denials: Denials) -> Leaf {
     match verdict {
         Verdict::Allow => Leaf::Ret(RET_ALLOW),
-        Verdict::Errno(e) => Leaf::Ret(ret_errno(e)),
+        Verdict::Errno(e) => Leaf::Ret(denials.ret(nr, e)),
         Verdict::Kill => Leaf::Ret(RET_KILL),
         Verdict::AllowIf { .. } => Leaf::Block(nr),
     }
@@ -296,6 +296,35 @@ pub(crate) enum Layout {
     Inline,
 }
 
+/// How an errno verdict becomes a seccomp return value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Denials {
+    /// `SECCOMP_RET_ERRNO | errno`: what users get.
+    Errno,
+    /// Audit mode (CI): `SECCOMP_RET_TRAP | errno`, so the guest's SIGSYS handler reports the
+    /// syscall number and exits, except for the numbers `keep` names (denials a healthy guest
+    /// hits on purpose), which keep their errno.
+    AuditTrap {
+        /// Numbers whose errno stays an errno.
+        keep: fn(u32) -> bool,
+    },
+}
+
+impl Denials {
+    /// The return value for `nr` refused with `errno`.
+    pub(crate) fn ret(self, nr: u32, errno: i32) -> u32 {
+        match self {
+            Denials::AuditTrap { keep } if !keep(nr) => {
+                RET_TRAP | ((errno as u32) & libc::SECCOMP_RET_DATA)
+            }
+            _ => ret_errno(errno),
+        }
+    }
+}
+
+/// `SECCOMP_RET_TRAP`: the kernel sends the thread a `SIGSYS` carrying the syscall number.
+pub(crate) const RET_TRAP: u32 = libc::SECCOMP_RET_TRAP;
+
 /// Builds the x86_64 program for a table: `verdict(nr)` for every `nr <= newest`, `ENOSYS`
 /// above, `KILL_PROCESS` for x32 and foreign architectures. Uses the compact layout when it
 /// fits, else the inline one.
@@ -303,8 +332,17 @@ pub(crate) fn build(
     newest: u32,
     verdict: impl Fn(u32) -> Verdict + Copy,
 ) -> Result<Filter, FilterError> {
-    match build_with(Layout::Compact, newest, verdict) {
-        Err(FilterError::JumpTooFar { .. }) => build_with(Layout::Inline, newest, verdict),
+    build_denying(newest, verdict, Denials::Errno)
+}
+
+/// [`build`] with a choice of how refusals return (errno, or the audit mode's trap).
+pub(crate) fn build_denying(
+    newest: u32,
+    verdict: impl Fn(u32) -> Verdict + Copy,
+    denials: Denials,
+) -> Result<Filter, FilterError> {
+    match build_full(Layout::Compact, newest, verdict, denials) {
+        Err(FilterError::JumpTooFar { .. }) => build_full(Layout::Inline, newest, verdict, denials),
         other => other,
     }
 }
@@ -325,10 +363,20 @@ impl Returns {
 }
 
 /// [`build`] with a chosen layout.
+#[cfg(test)]
 pub(crate) fn build_with(
     layout: Layout,
     newest: u32,
     verdict: impl Fn(u32) -> Verdict,
+) -> Result<Filter, FilterError> {
+    build_full(layout, newest, verdict, Denials::Errno)
+}
+
+fn build_full(
+    layout: Layout,
+    newest: u32,
+    verdict: impl Fn(u32) -> Verdict,
+    denials: Denials,
 ) -> Result<Filter, FilterError> {
     // Partition 0..=newest into ranges of equal leaves; each entry starts a range.
     let mut ranges: Vec<(u32, Leaf)> = Vec::new();
@@ -338,7 +386,7 @@ pub(crate) fn build_with(
         if let Verdict::AllowIf { checks, otherwise } = v {
             blocks.push((nr, checks, otherwise));
         }
-        let l = leaf(nr, v);
+        let l = leaf(nr, v, denials);
         if ranges.last().map(|&(_, last)| last) != Some(l) {
             ranges.push((nr, l));
         }
@@ -364,7 +412,7 @@ pub(crate) fn build_with(
     let (newer, known) = (asm.label(), asm.label());
     asm.cond(BPF_JMP_JGT_K, newest, newer, known);
     asm.place(newer);
-    asm.ret(ret_errno(libc::ENOSYS));
+    asm.ret(denials.ret(newest.saturating_add(1), libc::ENOSYS));
     asm.place(known);
 
     match layout {
@@ -386,12 +434,13 @@ pub(crate) fn build_with(
         }
     }
 
-    for ((_, checks, otherwise), (_, label)) in blocks.iter().zip(&block_labels) {
+    for ((nr, checks, otherwise), (_, label)) in blocks.iter().zip(&block_labels) {
         asm.place(*label);
+        let refusal = denials.ret(*nr, *otherwise);
         let (pass, fail) = match layout {
             Layout::Compact => (
                 rets.label(&mut asm, RET_ALLOW),
-                rets.label(&mut asm, ret_errno(*otherwise)),
+                rets.label(&mut asm, refusal),
             ),
             Layout::Inline => (asm.label(), asm.label()),
         };
@@ -403,7 +452,7 @@ pub(crate) fn build_with(
             Layout::Inline => {
                 asm.ret(RET_ALLOW);
                 asm.place(fail);
-                asm.ret(ret_errno(*otherwise));
+                asm.ret(refusal);
             }
         }
     }
@@ -518,6 +567,56 @@ fn emit_check(asm: &mut Asm, check: &Check, fail: Label) -> Result<(), FilterErr
     Ok(())
 }
 
+/// What a table says for `nr` with `args`, as the seccomp return value: the oracle programs
+/// (and the kernel sweep) are checked against. `pid` stands for [`Operand::SelfPid`].
+#[cfg(test)]
+pub(crate) fn oracle(
+    verdict: fn(u32) -> Verdict,
+    denials: Denials,
+    nr: u32,
+    args: [u64; 6],
+    pid: u32,
+) -> u32 {
+    match verdict(nr) {
+        Verdict::Allow => RET_ALLOW,
+        Verdict::Errno(e) => denials.ret(nr, e),
+        Verdict::Kill => RET_KILL,
+        Verdict::AllowIf { checks, otherwise } => {
+            let ok = checks.iter().all(|c| match *c {
+                Check::LowIn { arg, mask, values } => {
+                    let v = (args[arg as usize] as u32) & mask;
+                    values.iter().any(|o| match o {
+                        Operand::Const(k) => *k == v,
+                        Operand::SelfPid => v == pid,
+                    })
+                }
+                Check::LowMaskedNot { arg, mask, value } => {
+                    (args[arg as usize] as u32) & mask != value
+                }
+                Check::Null { arg } => args[arg as usize] == 0,
+            });
+            if ok {
+                RET_ALLOW
+            } else {
+                denials.ret(nr, otherwise)
+            }
+        }
+    }
+}
+
+/// The result of two stacked filters: the most restrictive action wins (the kernel compares
+/// the action bits as signed numbers, so KILL_PROCESS is the smallest); on a tie the newer
+/// filter's data is kept.
+#[cfg(test)]
+pub(crate) fn stacked(older: u32, newer: u32) -> u32 {
+    let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+    if action(older) < action(newer) {
+        older
+    } else {
+        newer
+    }
+}
+
 /// A reference interpreter for the instructions this module emits, used by the tests to
 /// check the program against the tables for every syscall number and argument pattern.
 #[cfg(test)]
@@ -602,31 +701,7 @@ mod tests {
 
     /// What `verdict`'s table says for `nr` with `args`.
     fn expected_by(verdict: fn(u32) -> Verdict, nr: u32, args: [u64; 6]) -> u32 {
-        match verdict(nr) {
-            Verdict::Allow => RET_ALLOW,
-            Verdict::Errno(e) => ret_errno(e),
-            Verdict::Kill => RET_KILL,
-            Verdict::AllowIf { checks, otherwise } => {
-                let ok = checks.iter().all(|c| match *c {
-                    Check::LowIn { arg, mask, values } => {
-                        let v = (args[arg as usize] as u32) & mask;
-                        values.iter().any(|o| match o {
-                            Operand::Const(k) => *k == v,
-                            Operand::SelfPid => v == PID,
-                        })
-                    }
-                    Check::LowMaskedNot { arg, mask, value } => {
-                        (args[arg as usize] as u32) & mask != value
-                    }
-                    Check::Null { arg } => args[arg as usize] == 0,
-                });
-                if ok {
-                    RET_ALLOW
-                } else {
-                    ret_errno(otherwise)
-                }
-            }
-        }
+        oracle(verdict, Denials::Errno, nr, args, PID)
     }
 
     /// Argument patterns: zeros, the interesting constants of every rule, high-bit variants
@@ -681,18 +756,6 @@ mod tests {
                     "nr {nr} args {args:x?}"
                 );
             }
-        }
-    }
-
-    /// The seccomp result of two stacked filters: the most restrictive action wins (the
-    /// kernel compares the action bits as signed numbers, so KILL_PROCESS is the smallest);
-    /// on a tie the newer filter's data is kept.
-    fn stacked(older: u32, newer: u32) -> u32 {
-        let action = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
-        if action(older) < action(newer) {
-            older
-        } else {
-            newer
         }
     }
 
@@ -785,7 +848,6 @@ mod tests {
             ("clone3", libc::SYS_clone3),
             ("fork", libc::SYS_fork),
             ("vfork", libc::SYS_vfork),
-            ("prctl", libc::SYS_prctl),
             ("seccomp", libc::SYS_seccomp),
             ("mprotect", libc::SYS_mprotect),
             ("io_uring_setup", libc::SYS_io_uring_setup),
@@ -870,9 +932,69 @@ mod tests {
             both(libc::SYS_tgkill as u32, [u64::from(PID), 1, 6, 0, 0, 0]),
             RET_ALLOW
         );
+        // prctl: thread names only.
+        let prctl =
+            |option: libc::c_int| both(libc::SYS_prctl as u32, [option as u64, 0, 0, 0, 0, 0]);
+        assert_eq!(prctl(libc::PR_SET_NAME), RET_ALLOW);
+        assert_eq!(prctl(libc::PR_GET_NAME), RET_ALLOW);
+        for option in [
+            libc::PR_SET_MM,
+            libc::PR_SET_SECCOMP,
+            libc::PR_SET_DUMPABLE,
+            libc::PR_SET_MDWE,
+        ] {
+            assert_eq!(prctl(option), errno(libc::EPERM), "prctl option {option}");
+        }
         // Numbers newer than the table: ENOSYS from both, so libc falls back.
         assert_eq!(both(NEWEST_KNOWN_SYSCALL + 1, empty), errno(libc::ENOSYS));
         assert_eq!(both(400, empty), errno(libc::ENOSYS));
+    }
+
+    #[test]
+    fn audit_programs_trap_every_refusal_but_the_kept_ones() {
+        use super::super::policy::{audit_keeps, stage2_wasm_verdict};
+        let audit = Denials::AuditTrap { keep: audit_keeps };
+        let tables: [fn(u32) -> Verdict; 3] = [stage1_verdict, stage2_verdict, stage2_wasm_verdict];
+        let patterns = arg_patterns();
+        for table in tables {
+            for layout in [Layout::Compact, Layout::Inline] {
+                let f = build_full(layout, NEWEST_KNOWN_SYSCALL, table, audit).expect("builds");
+                let mut insns = f.insns;
+                for slot in f.pid_slots {
+                    insns[slot].k = PID;
+                }
+                for nr in 0..=NEWEST_KNOWN_SYSCALL + 64 {
+                    for args in &patterns {
+                        let got = run(&insns, AUDIT_ARCH_X86_64, nr, *args);
+                        assert_eq!(got, oracle(table, audit, nr, *args, PID), "{layout:?} {nr}");
+                        // Never an errno, except for the kept numbers; kills stay kills.
+                        if got & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_ERRNO {
+                            assert!(audit_keeps(nr), "{nr} returns an errno in audit mode");
+                        }
+                    }
+                }
+            }
+        }
+        // The kept ioctl errno survives; an unknown number traps with ENOSYS as its data.
+        let f = build_denying(NEWEST_KNOWN_SYSCALL, stage2_verdict, audit).expect("builds");
+        let ioctl = libc::SYS_ioctl as u32;
+        assert_eq!(
+            run(&f.insns, AUDIT_ARCH_X86_64, ioctl, [0; 6]),
+            ret_errno(libc::ENOTTY)
+        );
+        assert_eq!(
+            run(
+                &f.insns,
+                AUDIT_ARCH_X86_64,
+                NEWEST_KNOWN_SYSCALL + 1,
+                [0; 6]
+            ),
+            RET_TRAP | libc::ENOSYS as u32
+        );
+        assert_eq!(
+            run(&f.insns, AUDIT_ARCH_X86_64, libc::SYS_execve as u32, [0; 6]),
+            RET_KILL
+        );
     }
 
     #[test]
@@ -972,7 +1094,7 @@ mod stats {
             if matches!(v, Verdict::AllowIf { .. }) {
                 blocks += 1;
             }
-            let l = leaf(nr, v);
+            let l = leaf(nr, v, Denials::Errno);
             if Some(l) != last {
                 ranges += 1;
                 last = Some(l);

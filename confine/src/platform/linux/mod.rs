@@ -16,15 +16,19 @@
 //! | seccomp stage 1 | sockets, new processes, namespaces, W+X memory, ioctls, signals to others, the kernel attack surface; file writes (read-only `open` flags) |
 //! | Landlock | which files can be opened and executed: the guest, its interpreter, its libraries; TCP (ABI >= 4); signals and abstract sockets outside the guest (ABI >= 6) |
 //! | rlimits | core dumps, file writes (`fsize` 0), fd count, locked memory |
-//! | MDWE | memory becoming executable after it was writable (Linux >= 6.3) |
+//! | MDWE | memory becoming executable after it was writable (Linux >= 6.3; `Js` profile only) |
 //! | no_new_privs | setuid/file-capability gain on exec |
 //! | setsid, fd layout | controlling terminal; inherited fds (only 0-3 survive exec) |
 //!
 //! Stage 1 must allow what the loader needs (`openat`, `newfstatat`, `execve`,
 //! `mmap(PROT_EXEC)`), so file metadata (`stat` of any path) stays visible until the guest
 //! installs its stage-2 filter; the report says so until the host has verified stage 2.
-//! Stage 2 is the same program for every guest (it compares with no pid), so it is compiled
-//! once per process.
+//! Stage 2 is the same program for every guest of a [`Profile`] (it compares with no pid), so
+//! it is compiled once per process and profile ([`stage2_program`]). The profile (from the
+//! runtime's registry entry) decides MDWE and stage 2's memory rules: interpreters (`Js`)
+//! never get executable memory after lockdown; JIT engines (`Wasm`) may turn written pages
+//! read-execute, never writable and executable at once. In the audit mode ([`AUDIT_ENV`],
+//! CI) stage 2 traps instead of returning errnos, so the guest reports any refusal it meets.
 
 pub(crate) mod bpf;
 pub(crate) mod child;
@@ -49,6 +53,7 @@ use confine_runtime_abstract::protocol::Lockdown;
 
 use crate::{
     platform::{ChildFailure, Expectations, PolicyRequest, SandboxError},
+    registry::Profile,
     report::{
         FileGrant, IsolationReport, KernelFacts, LandlockSupport, Layer, Protection,
         ProtectionStatus, ResourceLimit, Stage2,
@@ -256,14 +261,85 @@ fn reserve_fd3() -> Option<OwnedFd> {
     (dup.as_raw_fd() == child::IPC_FD).then_some(dup)
 }
 
-/// The stage-2 program, compiled once: it is the same for every guest.
+/// The environment variable that turns on the seccomp audit mode (for CI, off by default):
+/// every refusal a healthy guest should never meet traps (`SECCOMP_RET_TRAP`) instead of
+/// returning its errno, and the guest's SIGSYS handler (`confine_guest::lockdown`) prints
+/// the syscall number to stderr and exits with `EXIT_SECCOMP_AUDIT` (75). Only
+/// [`policy::AUDIT_EXPECTED`] keeps its errno, and kills stay kills, so the mode is never
+/// weaker than the normal one. A value that is an absolute path also names a file the host
+/// appends each reported denial to (see the launcher), which `cargo xtask test` checks.
+pub(crate) const AUDIT_ENV: &str = crate::launcher::SECCOMP_AUDIT_ENV;
+
+/// Whether [`AUDIT_ENV`] is set (read once per process).
+pub(crate) fn audit_mode() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(AUDIT_ENV).is_some_and(|v| !v.is_empty()))
+}
+
+/// Stage 2 in audit mode: as `base`, but where `base` allows a syscall that stage 1 checks
+/// by argument, stage 1's check is repeated, so a refusal by stage 1 traps too (stage 1
+/// itself keeps its errnos: it also runs the loader, which probes on purpose). Checks against
+/// the guest's own pid cannot travel in `Hello` and stay with stage 1 alone.
+fn audited(base: fn(u32) -> policy::Verdict, nr: u32) -> policy::Verdict {
+    use policy::{Check, Operand, Verdict};
+    let one = policy::stage1_verdict(nr);
+    match (base(nr), one) {
+        (Verdict::Allow, Verdict::AllowIf { checks, .. })
+            if !checks.iter().any(
+                |c| matches!(c, Check::LowIn { values, .. } if values.contains(&Operand::SelfPid)),
+            ) =>
+        {
+            one
+        }
+        (v, _) => v,
+    }
+}
+
+fn stage2_js_audit(nr: u32) -> policy::Verdict {
+    audited(policy::stage2_verdict, nr)
+}
+
+fn stage2_wasm_audit(nr: u32) -> policy::Verdict {
+    audited(policy::stage2_wasm_verdict, nr)
+}
+
+/// The stage-2 table for `profile`, plain or audited.
+pub(crate) fn stage2_table(profile: Profile, audit: bool) -> fn(u32) -> policy::Verdict {
+    match (profile, audit) {
+        (Profile::Wasm, false) => policy::stage2_wasm_verdict,
+        (Profile::Wasm, true) => stage2_wasm_audit,
+        (_, false) => policy::stage2_verdict,
+        (_, true) => stage2_js_audit,
+    }
+}
+
+/// How refusals return: errnos, or the audit mode's traps.
+pub(crate) fn denials(audit: bool) -> bpf::Denials {
+    if audit {
+        bpf::Denials::AuditTrap {
+            keep: policy::audit_keeps,
+        }
+    } else {
+        bpf::Denials::Errno
+    }
+}
+
+/// The stage-2 program for `profile`, compiled once per process and mode: it is the same for
+/// every guest of that profile.
 ///
 /// # Errors
 /// A [`FilterError`] if the tables do not compile (a bug the unit tests catch).
-pub(crate) fn stage2_program() -> Result<&'static [u8], FilterError> {
-    static PROGRAM: OnceLock<Result<Vec<u8>, FilterError>> = OnceLock::new();
-    match PROGRAM.get_or_init(|| {
-        bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict)?.to_bytes()
+pub(crate) fn stage2_program(profile: Profile, audit: bool) -> Result<&'static [u8], FilterError> {
+    type Slot = OnceLock<Result<Vec<u8>, FilterError>>;
+    static PROGRAMS: [Slot; 4] = [const { OnceLock::new() }; 4];
+    let index = usize::from(profile == Profile::Wasm) * 2 + usize::from(audit);
+    match PROGRAMS[index].get_or_init(|| {
+        bpf::build_denying(
+            policy::NEWEST_KNOWN_SYSCALL,
+            stage2_table(profile, audit),
+            denials(audit),
+        )?
+        .to_bytes()
     }) {
         Ok(program) => Ok(program),
         Err(e) => Err(e.clone()),
@@ -305,7 +381,7 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
     }
     seccomp.map_err(|source| SandboxError::SeccompUnavailable { source })?;
     let filter = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage1_verdict)?;
-    let stage2 = stage2_program()?;
+    let stage2 = stage2_program(req.profile, audit_mode())?;
     // The guest inherits the filters of the thread that forks it, which is this one: the
     // launcher prepares and spawns in one synchronous call.
     let inherited = verify::own_filter_count().map_err(|source| SandboxError::Probe {
@@ -334,7 +410,9 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         }
         _ => (None, Vec::new()),
     };
-    let mdwe = kernel.mdwe;
+    // A JIT publishes code by turning written pages executable, which MDWE refuses; the
+    // seccomp W^X rules still hold for that profile. Any other profile keeps MDWE.
+    let mdwe = kernel.mdwe && req.profile != Profile::Wasm;
     let rlimits = policy::RLIMITS.to_vec();
     let report = IsolationReport {
         platform: "linux",

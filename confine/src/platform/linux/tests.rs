@@ -11,7 +11,10 @@
 
 use super::*;
 use crate::platform::{PolicyRequest, SpawnStep};
+use crate::registry::Profile;
 use std::{ffi::CString, os::unix::ffi::OsStrExt, path::PathBuf, time::Instant};
+
+mod sweep;
 
 fn errno() -> i64 {
     // SAFETY: reads this thread's errno.
@@ -179,10 +182,15 @@ fn this_exe() -> PathBuf {
 }
 
 fn strict_plan(guest: &std::path::Path) -> Plan {
+    strict_plan_for(guest, Profile::Js)
+}
+
+fn strict_plan_for(guest: &std::path::Path, profile: Profile) -> Plan {
     prepare(&PolicyRequest {
         guest,
         no_sandbox: false,
         allow_degraded: false,
+        profile,
     })
     .expect("prepare (this machine has seccomp and Landlock)")
 }
@@ -222,6 +230,7 @@ fn no_sandbox_report_is_disabled() {
         guest: std::path::Path::new("relative/is/fine/when/disabled"),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     let r = plan.report();
@@ -238,6 +247,7 @@ fn relative_guest_is_rejected() {
         guest: std::path::Path::new("guest"),
         no_sandbox: false,
         allow_degraded: true,
+        profile: Profile::Js,
     })
     .expect_err("relative");
     assert!(
@@ -515,10 +525,24 @@ struct Stage2Prog {
 }
 
 impl Stage2Prog {
+    /// The interpreter profile's program, exactly as the host sends it in `Hello`.
     fn new() -> Self {
-        let f = bpf::build(policy::NEWEST_KNOWN_SYSCALL, policy::stage2_verdict).expect("build");
-        assert!(f.pid_slots.is_empty());
-        Stage2Prog { insns: f.insns }
+        Self::of(Profile::Js, false)
+    }
+
+    /// The program the host sends for `profile` (audited or not), decoded from its bytes.
+    fn of(profile: Profile, audit: bool) -> Self {
+        let bytes = stage2_program(profile, audit).expect("stage 2 builds");
+        let insns = bytes
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Stage2Prog { insns }
     }
 
     /// `seccomp(SET_MODE_FILTER, TSYNC, prog)` as `r` or `-errno`, like the guest's install.
@@ -569,7 +593,9 @@ mod p2 {
     pub(super) const FCNTL: usize = 24;
     pub(super) const CLONE_THREAD: usize = 25;
     pub(super) const WRITE_FD3: usize = 26;
-    pub(super) const COUNT: usize = 27;
+    pub(super) const PRCTL_DUMPABLE: usize = 27;
+    pub(super) const RSEQ_AGAIN: usize = 28;
+    pub(super) const COUNT: usize = 29;
 }
 
 fn stage2_probes(stage2: &Stage2Prog, exe: &CString) {
@@ -599,6 +625,11 @@ fn stage2_probes(stage2: &Stage2Prog, exe: &CString) {
         ));
         r[p2::FORK] = sys(libc::syscall(libc::SYS_fork));
         r[p2::PRCTL_SET_NAME] = sys(libc::prctl(libc::PR_SET_NAME, c"x".as_ptr(), 0, 0, 0).into());
+        r[p2::PRCTL_DUMPABLE] = sys(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).into());
+        // Reaches the kernel (a thread starting after lockdown registers its area); glibc
+        // registered this thread's already, so a second registration is refused by the kernel.
+        let area = [0u64; 4];
+        r[p2::RSEQ_AGAIN] = sys(libc::syscall(libc::SYS_rseq, area.as_ptr(), 32u32, 0, 0));
         let again = libc::sock_fprog {
             len: stage2.insns.len() as u16,
             filter: stage2.insns.as_ptr().cast_mut(),
@@ -748,7 +779,17 @@ fn stage2_on_stage1_gets_exact_errnos() {
         "AT_EMPTY_PATH is no pass"
     );
     assert_eq!(v[p2::FORK], e(libc::EPERM));
-    assert_eq!(v[p2::PRCTL_SET_NAME], e(libc::EPERM));
+    assert_eq!(
+        v[p2::PRCTL_SET_NAME],
+        0,
+        "thread names stay (std names threads from inside)"
+    );
+    assert_eq!(v[p2::PRCTL_DUMPABLE], e(libc::EPERM));
+    assert!(
+        v[p2::RSEQ_AGAIN] == e(libc::EBUSY) || v[p2::RSEQ_AGAIN] == e(libc::EINVAL),
+        "rseq reaches the kernel: {}",
+        v[p2::RSEQ_AGAIN]
+    );
     assert_eq!(v[p2::SECCOMP_AGAIN], e(libc::EPERM));
     assert_eq!(
         v[p2::MMAP_RX],
@@ -855,6 +896,7 @@ fn fds_and_session_after_apply() {
         guest: &this_exe(),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     let o = fork_run(Some(&plain), &layout_probe);
@@ -951,6 +993,7 @@ fn no_sandbox_only_arranges_fds() {
         guest: &this_exe(),
         no_sandbox: true,
         allow_degraded: false,
+        profile: Profile::Js,
     })
     .expect("prepare");
     // SAFETY: raw syscalls.
@@ -1485,4 +1528,65 @@ fn bench_stage2_costs() {
         let mut st = 0;
         libc::waitpid(pid, &mut st, 0);
     }
+}
+
+/// The wasm profile on the real kernel: no MDWE, and after stage 2 a page can go RW→RX (a
+/// JIT publishing code) but never be writable and executable at once; the interpreter
+/// profile refuses both.
+#[test]
+fn wasm_profile_allows_rw_to_rx_never_w_plus_x() {
+    let exe = this_exe();
+    let js = strict_plan_for(&exe, Profile::Js);
+    let wasm = strict_plan_for(&exe, Profile::Wasm);
+    assert_eq!(js.mdwe, kernel_facts().mdwe);
+    assert!(!wasm.mdwe, "MDWE would refuse the RW->RX step");
+    let body = |stage2: &Stage2Prog| {
+        emit(stage2.install());
+        // SAFETY: anonymous pages we own; raw syscalls only.
+        unsafe {
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                rw,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            emit(if m == libc::MAP_FAILED { -errno() } else { 0 });
+            m.cast::<u8>().write(0xc3);
+            emit(sys(libc::mprotect(
+                m,
+                4096,
+                libc::PROT_READ | libc::PROT_EXEC,
+            )
+            .into()));
+            emit(sys(libc::mprotect(m, 4096, rw | libc::PROT_EXEC).into()));
+            let x = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                rw | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            emit(if x == libc::MAP_FAILED { -errno() } else { 0 });
+        }
+    };
+    let e = neg(libc::EACCES);
+    // Built here: the child must not allocate.
+    let (wasm2, js2) = (
+        Stage2Prog::of(Profile::Wasm, false),
+        Stage2Prog::of(Profile::Js, false),
+    );
+    let o = fork_run(Some(&wasm), &|| body(&wasm2));
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    assert_eq!(
+        o.values,
+        vec![0, 0, 0, e, e],
+        "wasm: install, mmap RW, RW->RX, RWX, mmap RWX"
+    );
+    let o = fork_run(Some(&js), &|| body(&js2));
+    assert!(o.exited_ok(), "{:#x} {}", o.status, o.output);
+    assert_eq!(o.values, vec![0, 0, e, e, e], "js");
 }
