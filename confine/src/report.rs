@@ -111,6 +111,8 @@ pub enum Layer {
     FdLayout,
     /// `setsid`: no controlling terminal.
     Session,
+    /// macOS Seatbelt: the sandbox profile `sandbox-exec` applies before the guest runs.
+    Seatbelt,
 }
 
 impl Layer {
@@ -125,6 +127,7 @@ impl Layer {
             Layer::Mdwe => "mdwe",
             Layer::FdLayout => "fd layout",
             Layer::Session => "setsid",
+            Layer::Seatbelt => "seatbelt",
         }
     }
 }
@@ -652,7 +655,8 @@ impl fmt::Display for IsolationReport {
             k.landlock,
             if k.mdwe { "yes" } else { "no" },
         )?;
-        if self.sandboxed {
+        // A platform without seccomp (macOS) has no programs to count.
+        if self.sandboxed && (self.seccomp_instructions > 0 || self.stage2_instructions > 0) {
             writeln!(
                 f,
                 "  seccomp stage 1: {} BPF instructions (host) | stage 2: {} (guest), {}",
