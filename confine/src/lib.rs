@@ -90,7 +90,9 @@ pub use error::{Error, ExitInfo, Limit, ProtocolError, Result};
 pub use events::{Event, Events};
 pub use globals::{Globals, HostError};
 pub use options::{ConsoleHandler, Output, SandboxOptions};
-pub use platform::{FilterError, SandboxError, SpawnStep};
+#[cfg(target_os = "linux")]
+pub use platform::FilterError;
+pub use platform::{SandboxError, SpawnStep};
 pub use registry::Registry;
 pub use report::{IsolationReport, Protection, ProtectionStatus};
 pub use sandbox::{Sandbox, SandboxBuilder};
