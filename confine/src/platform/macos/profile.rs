@@ -246,14 +246,18 @@ pub(crate) fn generate(guest: &Path) -> Result<Profile, SandboxError> {
             }
         }
     }
-    line("; The directories above the granted paths: their metadata only (stat during path");
-    line("; resolution), not their contents.");
-    line("(allow file-read-metadata");
-    for dir in &dirs {
-        // Ancestors of a checked path are checked paths too.
-        line(&format!("  (literal {})", quote(&dir.to_string_lossy())));
+    // An allow form without filters would allow the operation everywhere, so a form is only
+    // written with at least one filter (here and for the sysctls, which are never empty).
+    if !dirs.is_empty() {
+        line("; The directories above the granted paths: their metadata only (stat during path");
+        line("; resolution), not their contents.");
+        line("(allow file-read-metadata");
+        for dir in &dirs {
+            // Ancestors of a checked path are checked paths too.
+            line(&format!("  (literal {})", quote(&dir.to_string_lossy())));
+        }
+        line(")");
     }
-    line(")");
 
     line("; Readable sysctls; all others (host name, other processes' arguments) are denied.");
     line("(allow sysctl-read");

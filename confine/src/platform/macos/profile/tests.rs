@@ -292,6 +292,20 @@ fn allows_no_network_write_fork_ipc_or_mach_lookup() {
 }
 
 #[test]
+fn every_allow_has_a_filter() {
+    // `(allow OP)` with no filter allows OP on everything.
+    for guest in ["/g", "/opt/g", "/tmp/g"] {
+        let (_, forms) = profile(guest);
+        for form in forms.iter().filter(|f| f.head() == Some("allow")) {
+            assert!(
+                form.items()[1..].iter().any(|s| matches!(s, Sexp::List(_))),
+                "{guest}: unfiltered {form:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn signals_and_process_info_are_limited_to_self() {
     let (_, forms) = profile("/opt/g");
     for form in forms.iter().filter(|f| {
