@@ -295,3 +295,119 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         report: isolation_report(kernel, generated.grants, limits),
     })
 }
+
+/// Escape tests against the real Seatbelt, with system programs as guests: each shows the
+/// operation working unsandboxed, then failing under the generated profile with EPERM
+/// ("Operation not permitted"). macOS only; CI (Linux) type-checks them for
+/// aarch64-apple-darwin but cannot run them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Output};
+
+    /// Runs `guest ARGS` directly, or under `sandbox-exec` with the profile for `guest`.
+    fn run(guest: &str, args: &[&str], sandboxed: bool) -> Output {
+        let mut cmd = if sandboxed {
+            let p = profile::generate(Path::new(guest)).expect("profile");
+            let mut c = Command::new(profile::SANDBOX_EXEC);
+            c.arg("-p").arg(p.text).arg("--").arg(guest);
+            c
+        } else {
+            Command::new(guest)
+        };
+        cmd.args(args).env_clear().current_dir("/");
+        cmd.output().expect("spawn")
+    }
+
+    fn denied(out: &Output) -> bool {
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("Operation not permitted")
+    }
+
+    #[test]
+    fn the_profile_compiles_and_lets_dyld_start_a_guest() {
+        // cat reads a file under /usr/lib (granted): the guest loads and runs to exit 0.
+        let out = run("/bin/cat", &["/usr/lib/dyld"], true);
+        assert!(out.status.success(), "{out:?}");
+        assert!(!out.stdout.is_empty());
+    }
+
+    #[test]
+    fn reading_another_file_is_denied() {
+        let out = run("/bin/cat", &["/private/etc/hosts"], false);
+        assert!(out.status.success(), "positive control: {out:?}");
+        let out = run("/bin/cat", &["/private/etc/hosts"], true);
+        assert!(denied(&out), "{out:?}");
+        // The /etc alias resolves to the same file and is denied the same way.
+        let out = run("/bin/cat", &["/etc/hosts"], true);
+        assert!(denied(&out), "{out:?}");
+    }
+
+    #[test]
+    fn writing_a_file_is_denied() {
+        let dir = std::env::temp_dir().canonicalize().expect("temp dir");
+        let target = dir.join(format!("confine-seatbelt-{}", std::process::id()));
+        let target = target.to_str().expect("utf-8 temp path");
+        let out = run("/usr/bin/touch", &[target], false);
+        assert!(out.status.success(), "positive control: {out:?}");
+        std::fs::remove_file(target).expect("remove");
+        let out = run("/usr/bin/touch", &[target], true);
+        assert!(denied(&out), "{out:?}");
+        assert!(!Path::new(target).exists());
+    }
+
+    #[test]
+    fn executing_another_program_is_denied() {
+        // `exec` replaces bash without a fork, so only process-exec is in the way.
+        let args = ["-c", "exec /bin/echo escaped"];
+        let out = run("/bin/bash", &args, false);
+        assert_eq!(out.stdout, b"escaped\n", "positive control: {out:?}");
+        let out = run("/bin/bash", &args, true);
+        assert!(denied(&out), "{out:?}");
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn connecting_to_loopback_is_denied() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port().to_string();
+        let out = run("/usr/bin/nc", &["-z", "-w", "2", "127.0.0.1", &port], false);
+        assert!(out.status.success(), "positive control: {out:?}");
+        let out = run("/usr/bin/nc", &["-z", "-w", "2", "127.0.0.1", &port], true);
+        assert!(!out.status.success(), "{out:?}");
+    }
+
+    #[test]
+    fn prepare_requires_degraded_mode_and_wraps_the_guest() {
+        let req = |allow_degraded| PolicyRequest {
+            guest: Path::new("/bin/cat"),
+            no_sandbox: false,
+            allow_degraded,
+        };
+        assert!(matches!(
+            prepare(&req(false)),
+            Err(SandboxError::PlatformDegraded {
+                platform: "macos",
+                ..
+            })
+        ));
+        let plan = prepare(&req(true)).expect("plan");
+        let (program, args) = plan.launch_command(Path::new("/bin/cat"), &[OsString::from("x")]);
+        assert_eq!(program, Path::new("/usr/bin/sandbox-exec"));
+        assert_eq!(args[0], "-p");
+        assert_eq!(args[2], "--");
+        assert_eq!(args[3], "/bin/cat");
+        assert_eq!(args[4], "x");
+        assert_eq!(plan.report().gaps().count(), 2);
+
+        let plain = prepare(&PolicyRequest {
+            no_sandbox: true,
+            ..req(false)
+        })
+        .expect("no_sandbox plan");
+        let (program, args) = plain.launch_command(Path::new("/bin/cat"), &[]);
+        assert_eq!(program, Path::new("/bin/cat"));
+        assert!(args.is_empty());
+        assert!(!plain.report().sandboxed);
+    }
+}
