@@ -488,6 +488,8 @@ pub enum VerifyCheck {
     OpenFds,
     /// `/proc/<pid>/environ` is empty.
     Environment,
+    /// macOS: the guest runs under a Seatbelt profile (`sandbox_check`).
+    Seatbelt,
 }
 
 impl fmt::Display for VerifyCheck {
@@ -498,6 +500,7 @@ impl fmt::Display for VerifyCheck {
             VerifyCheck::SeccompFilters => "seccomp filter count (stage 2 installed)",
             VerifyCheck::OpenFds => "open file descriptors",
             VerifyCheck::Environment => "environment",
+            VerifyCheck::Seatbelt => "Seatbelt sandbox in force",
         })
     }
 }
@@ -586,7 +589,9 @@ impl IsolationReport {
     /// `/proc/<pid>/status`), which removes path-taking syscalls and `execve`: file reads,
     /// metadata and exec become enforced by seccomp even where Landlock is missing.
     pub(crate) fn with_stage2_verified(mut self) -> Self {
-        if !self.sandboxed {
+        // Without seccomp (macOS) there is no stage 2: the host's check there confirms the
+        // sandbox the report already describes and upgrades nothing.
+        if !self.sandboxed || !self.kernel.seccomp {
             return self;
         }
         self.stage2 = Stage2::Verified;

@@ -46,10 +46,12 @@ pub(crate) use linux::probe::{cgroup_v2, user_namespaces};
 /// so their unit tests run in CI on Linux; only the launch path is macOS-only.
 mod macos;
 #[cfg(target_os = "macos")]
-pub(crate) use macos::{kernel_facts, prepare, Plan};
+pub(crate) use macos::{kernel_facts, prepare, verify_guest, Plan};
 
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub(crate) use not_linux::verify_guest;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use not_linux::{cgroup_v2, user_namespaces, verify_guest, Rejection};
+pub(crate) use not_linux::{cgroup_v2, user_namespaces, Rejection};
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub(crate) use unsupported::{kernel_facts, prepare, Plan};
@@ -91,7 +93,11 @@ pub(crate) struct PolicyRequest<'a> {
 pub(crate) struct Expectations {
     /// `Seccomp_filters` in `/proc/<pid>/status`: the host's own filters (inherited), stage 1
     /// and stage 2.
+    #[cfg(target_os = "linux")]
     pub seccomp_filters: u32,
+    /// macOS: the guest runs under a Seatbelt profile (`sandbox_check`).
+    #[cfg(target_os = "macos")]
+    pub seatbelt: bool,
 }
 
 /// A step of the post-fork sequence, in the order they run.
@@ -344,8 +350,8 @@ pub enum SandboxError {
     },
 }
 
-/// What every platform but Linux lacks: user namespaces and cgroups to report, and a way to
-/// verify a started guest from outside (plans there have no expectations).
+/// What every platform but Linux lacks: user namespaces and cgroups to report; and, except
+/// on macOS, a way to verify a started guest from outside (plans there have no expectations).
 #[cfg(not(target_os = "linux"))]
 mod not_linux {
     use super::SandboxError;
@@ -374,6 +380,7 @@ mod not_linux {
     }
 
     /// Never called: plans here have no expectations.
+    #[cfg(not(target_os = "macos"))]
     pub(crate) fn verify_guest(_pid: u32, _expect: &super::Expectations) -> Result<(), Rejection> {
         Err(Rejection::Failed(SandboxError::Unsupported))
     }

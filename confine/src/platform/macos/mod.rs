@@ -28,9 +28,9 @@
 //!   equivalent for a process that is not an Apple platform binary.
 //! * **No W^X enforcement.** Nothing like Linux's MDWE: a guest may map memory writable and
 //!   then executable (Apple's code-signing checks apply only to hardened-runtime binaries).
-//! * **No stage 2 and no outside verification.** Seatbelt is applied once, before the guest
-//!   runs, and cannot be tightened by the guest later; the host does not check a started guest
-//!   from outside (`sandbox_check` could; not wired yet), so [`Plan::expectations`] is `None`.
+//! * **No stage 2.** Seatbelt is applied once, before the guest runs, and the guest does not
+//!   tighten it later. The host's check from outside after `Ready` (`verify.rs`) asks the
+//!   kernel only whether the guest is sandboxed at all (`sandbox_check`), not which profile.
 //! * **No parent-death signal.** A guest outlives a host killed with SIGKILL until it reads
 //!   EOF on fd 3 (the serve loop then exits); a live host kills its guests itself.
 //! * **Deprecated mechanism.** `sandbox-exec` and `sandbox_init` are deprecated without a
@@ -59,7 +59,11 @@ pub(crate) mod profile;
 #[cfg(target_os = "macos")]
 mod plan;
 #[cfg(target_os = "macos")]
+mod verify;
+#[cfg(target_os = "macos")]
 pub(crate) use plan::{kernel_facts, prepare, Plan};
+#[cfg(target_os = "macos")]
+pub(crate) use verify::verify_guest;
 
 use crate::report::{
     FileGrant, IsolationReport, KernelFacts, Layer, Protection, ProtectionStatus, ResourceLimit,
@@ -184,6 +188,8 @@ mod tests {
             ]
         );
         assert!(!r.fully_enforced());
+        // No stage 2 without seccomp: the host's check after Ready upgrades nothing.
+        assert_eq!(r.clone().with_stage2_verified(), r);
         for p in [
             Protection::FileRead,
             Protection::FileWrite,

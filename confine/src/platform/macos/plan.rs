@@ -201,10 +201,11 @@ impl Plan {
         None
     }
 
-    /// Nothing is verified from outside yet (see the module docs).
+    /// What the host checks after `Ready`: that the guest runs sandboxed (`None` with
+    /// `no_sandbox`).
     #[must_use]
     pub(crate) fn expectations(&self) -> Option<Expectations> {
-        None
+        (!self.no_sandbox).then_some(Expectations { seatbelt: true })
     }
 }
 
@@ -303,6 +304,7 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::{verify_guest, Rejection};
     use std::process::{Command, Output};
 
     /// Runs `guest ARGS` directly, or under `sandbox-exec` with the profile for `guest`.
@@ -400,6 +402,8 @@ mod tests {
         assert_eq!(args[4], "x");
         assert_eq!(plan.report().gaps().count(), 2);
 
+        assert_eq!(plan.expectations(), Some(Expectations { seatbelt: true }));
+
         let plain = prepare(&PolicyRequest {
             no_sandbox: true,
             ..req(false)
@@ -409,5 +413,53 @@ mod tests {
         assert_eq!(program, Path::new("/bin/cat"));
         assert!(args.is_empty());
         assert!(!plain.report().sandboxed);
+        assert_eq!(plain.expectations(), None);
+    }
+
+    /// Starts `/bin/cat` (sandboxed or not) and waits until it echoes a line, so it has
+    /// certainly been executed (and, sandboxed, is past sandbox_init). It runs until its
+    /// stdin (returned with it) is dropped.
+    fn running_cat(sandboxed: bool) -> (std::process::Child, std::process::ChildStdin) {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::Stdio;
+        let mut cmd = if sandboxed {
+            let p = profile::generate(Path::new("/bin/cat")).expect("profile");
+            let mut c = Command::new(profile::SANDBOX_EXEC);
+            c.arg("-p").arg(p.text).arg("--").arg("/bin/cat");
+            c
+        } else {
+            Command::new("/bin/cat")
+        };
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn cat");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"ping\n").expect("write");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "ping\n");
+        (child, stdin)
+    }
+
+    #[test]
+    fn the_host_sees_from_outside_whether_a_guest_is_sandboxed() {
+        let expect = Expectations { seatbelt: true };
+        let (mut plain, plain_stdin) = running_cat(false);
+        match verify_guest(plain.id(), &expect) {
+            Err(Rejection::Failed(SandboxError::VerificationFailed { check, .. })) => {
+                assert_eq!(check, crate::report::VerifyCheck::Seatbelt)
+            }
+            other => panic!("an unsandboxed process passed: {other:?}"),
+        }
+        let (mut sandboxed, sandboxed_stdin) = running_cat(true);
+        assert!(matches!(verify_guest(sandboxed.id(), &expect), Ok(())));
+        drop((plain_stdin, sandboxed_stdin));
+        plain.wait().expect("wait");
+        sandboxed.wait().expect("wait");
     }
 }
