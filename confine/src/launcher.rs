@@ -48,8 +48,9 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: fds is a valid array of two ints.
     #[cfg(target_os = "linux")]
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    // No pipe2 on macOS: a fork from another thread before the fcntl below could inherit
-    // these fds, but every guest child marks its fds >= 4 close-on-exec anyway.
+    // No pipe2 on macOS: a process forked by another thread before the fcntl below keeps
+    // these fds until it execs (a guest child marks fds >= 4 close-on-exec; an embedder's
+    // own child may not), which can only delay the EOF a failed spawn waits for.
     // SAFETY: fds is a valid array of two ints.
     #[cfg(not(target_os = "linux"))]
     let r = unsafe { libc::pipe(fds.as_mut_ptr()) };

@@ -33,6 +33,9 @@
 //!   kernel only whether the guest is sandboxed at all (`sandbox_check`), not which profile.
 //! * **No parent-death signal.** A guest outlives a host killed with SIGKILL until it reads
 //!   EOF on fd 3 (the serve loop then exits); a live host kills its guests itself.
+//! * **Native guests only.** The profile grants what dyld needs for a guest built for the
+//!   Mac's own architecture; an x86_64 guest under Rosetta would also need the translation
+//!   cache (`/private/var/db/oah`) and is not supported.
 //! * **Deprecated mechanism.** `sandbox-exec` and `sandbox_init` are deprecated without a
 //!   replacement for command-line processes; they still work on every macOS release to date.
 //!   If `/usr/bin/sandbox-exec` is missing, [`prepare`] fails instead of running the guest
