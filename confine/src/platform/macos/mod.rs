@@ -22,10 +22,12 @@
 //!
 //! # Limits (what the report calls degraded)
 //!
-//! * **No syscall filter.** Seatbelt checks the operations a profile names (files, network,
-//!   processes, IPC, sysctl, ...), not system calls: every BSD syscall and Mach trap stays
-//!   reachable, so the kernel attack surface is the whole kernel. There is no seccomp
-//!   equivalent for a process that is not an Apple platform binary.
+//! * **No syscall filter.** The profile checks operations (files, network, processes, IPC,
+//!   sysctl, ...), not system calls: every BSD syscall and Mach trap stays reachable, so the
+//!   kernel attack surface is the whole kernel, where Linux has seccomp. Seatbelt has
+//!   `syscall-unix`/`syscall-mach` rules since macOS 10.15 (Chromium uses them behind a
+//!   flag), but an allow-list that still lets dyld, libSystem and the engines run can only
+//!   be derived and tested on a Mac; this profile does not use them yet.
 //! * **No W^X enforcement.** Nothing like Linux's MDWE: a guest may map memory writable and
 //!   then executable (Apple's code-signing checks apply only to hardened-runtime binaries).
 //! * **No stage 2.** Seatbelt is applied once, before the guest runs, and the guest does not
@@ -37,11 +39,11 @@
 //!   Mac's own architecture; an x86_64 guest under Rosetta would also need the translation
 //!   cache (`/private/var/db/oah`) and is not supported.
 //! * **Deprecated mechanism.** `sandbox-exec` and `sandbox_init` are deprecated without a
-//!   replacement for command-line processes; they still work on every macOS release to date.
+//!   replacement for command-line processes; they still work on current releases (macOS 26).
 //!   If `/usr/bin/sandbox-exec` is missing, [`prepare`] fails instead of running the guest
 //!   unsandboxed.
 //!
-//! Because of the first two, the macOS sandbox is degraded by design: [`prepare`] fails unless
+//! Because of the first two, the macOS sandbox is degraded: [`prepare`] fails unless
 //! the caller allowed degraded mode, like a Linux kernel without Landlock.
 //!
 //! # Untested here
@@ -78,8 +80,8 @@ use crate::report::{
     not(target_os = "macos"),
     allow(dead_code, reason = "used by the macOS plan; tested everywhere")
 )]
-pub(crate) const MISSING: &str = "a system-call filter (no seccomp equivalent) and W^X memory \
-                                  enforcement (no MDWE equivalent)";
+pub(crate) const MISSING: &str = "a system-call filter (the profile has no seccomp \
+                                  equivalent) and W^X memory enforcement (no MDWE equivalent)";
 
 /// The isolation report for a sandboxed macOS guest: which protections Seatbelt, the rlimits
 /// and the post-fork steps enforce, and which have no macOS mechanism.
@@ -138,8 +140,8 @@ pub(crate) fn isolation_report(
             Protection::KernelAttackSurface,
             ProtectionStatus::Degraded {
                 layers: vec![Seatbelt],
-                reason: "macOS has no seccomp equivalent: every BSD syscall and Mach trap stays \
-                         reachable; Seatbelt checks only the operations it names"
+                reason: "no seccomp equivalent in the profile: every BSD syscall and Mach trap \
+                         stays reachable; Seatbelt checks only the operations it names"
                     .to_owned(),
             },
         ),
