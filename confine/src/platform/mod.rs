@@ -78,6 +78,10 @@ use crate::report::{LandlockSupport, VerifyCheck};
 
 /// What the launcher asks the platform layer for.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos")),
+    allow(dead_code, reason = "platforms without a backend read only no_sandbox")
+)]
 pub(crate) struct PolicyRequest<'a> {
     /// Absolute, canonical path of the guest executable.
     pub guest: &'a std::path::Path,
