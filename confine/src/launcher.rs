@@ -87,11 +87,27 @@ pub(crate) struct Launched {
 fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    #[cfg(target_os = "linux")]
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    // No pipe2 on macOS: a process forked by another thread before the fcntl below keeps
+    // these fds until it execs (a guest child marks fds >= 4 close-on-exec; an embedder's
+    // own child may not), which can only delay the EOF a failed spawn waits for.
+    // SAFETY: fds is a valid array of two ints.
+    #[cfg(not(target_os = "linux"))]
+    let r = unsafe { libc::pipe(fds.as_mut_ptr()) };
+    if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // SAFETY: pipe succeeded, so both fds are open and owned by nobody else.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    #[cfg(not(target_os = "linux"))]
+    for fd in [&pair.0, &pair.1] {
+        // SAFETY: fcntl on an fd we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(pair)
 }
 
 pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
@@ -108,8 +124,10 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
     let (host_end, guest_end) = StdUnixStream::pair().map_err(spawn_err("socketpair"))?;
     let (err_read, err_write) = pipe_cloexec().map_err(spawn_err("pipe"))?;
 
-    let mut cmd = Command::new(&command.program);
-    cmd.args(&command.args)
+    // On macOS, `/usr/bin/sandbox-exec` with the plan's profile, which executes the guest.
+    let (program, args) = platform::launch_command(&plan, &command.program, &command.args);
+    let mut cmd = Command::new(&program);
+    cmd.args(&args)
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::null())
@@ -139,8 +157,8 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
     if opts.log_spawn {
         eprintln!(
             "confine: spawning {} {:?} (env cleared, cwd /, fd 3 = socket)\n{report}",
-            command.program.display(),
-            command.args
+            program.display(),
+            args
         );
     }
     let spawned = cmd.spawn();

@@ -92,7 +92,9 @@ pub use events::{Event, Events};
 pub use globals::{Globals, HostError};
 pub use limits::{CallLimits, CpuPercent, Limits};
 pub use options::{ConsoleHandler, Output, SandboxOptions};
-pub use platform::{FilterError, SandboxError, SpawnStep};
+#[cfg(target_os = "linux")]
+pub use platform::FilterError;
+pub use platform::{SandboxError, SpawnStep};
 pub use registry::Registry;
 pub use report::{IsolationReport, Protection, ProtectionStatus};
 pub use sandbox::{Sandbox, SandboxBuilder};

@@ -111,6 +111,8 @@ pub enum Layer {
     FdLayout,
     /// `setsid`: no controlling terminal.
     Session,
+    /// macOS Seatbelt: the sandbox profile `sandbox-exec` applies before the guest runs.
+    Seatbelt,
 }
 
 impl Layer {
@@ -125,6 +127,7 @@ impl Layer {
             Layer::Mdwe => "mdwe",
             Layer::FdLayout => "fd layout",
             Layer::Session => "setsid",
+            Layer::Seatbelt => "seatbelt",
         }
     }
 }
@@ -486,6 +489,8 @@ pub enum VerifyCheck {
     OpenFds,
     /// `/proc/<pid>/environ` is empty.
     Environment,
+    /// macOS: the guest runs under a Seatbelt profile (`sandbox_check`).
+    Seatbelt,
 }
 
 impl fmt::Display for VerifyCheck {
@@ -496,6 +501,7 @@ impl fmt::Display for VerifyCheck {
             VerifyCheck::SeccompFilters => "seccomp filter count (stage 2 installed)",
             VerifyCheck::OpenFds => "open file descriptors",
             VerifyCheck::Environment => "environment",
+            VerifyCheck::Seatbelt => "Seatbelt sandbox in force",
         })
     }
 }
@@ -584,7 +590,9 @@ impl IsolationReport {
     /// `/proc/<pid>/status`), which removes path-taking syscalls and `execve`: file reads,
     /// metadata and exec become enforced by seccomp even where Landlock is missing.
     pub(crate) fn with_stage2_verified(mut self) -> Self {
-        if !self.sandboxed {
+        // Without seccomp (macOS) there is no stage 2: the host's check there confirms the
+        // sandbox the report already describes and upgrades nothing.
+        if !self.sandboxed || !self.kernel.seccomp {
             return self;
         }
         self.stage2 = Stage2::Verified;
@@ -653,7 +661,8 @@ impl fmt::Display for IsolationReport {
             k.landlock,
             if k.mdwe { "yes" } else { "no" },
         )?;
-        if self.sandboxed {
+        // A platform without seccomp (macOS) has no programs to count.
+        if self.sandboxed && (self.seccomp_instructions > 0 || self.stage2_instructions > 0) {
             writeln!(
                 f,
                 "  seccomp stage 1: {} BPF instructions (host) | stage 2: {} (guest), {}",

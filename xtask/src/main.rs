@@ -1,9 +1,9 @@
 //! `cargo xtask`: the project's own commands.
 //!
-//! * `cargo xtask test`: everything CI checks: formatting, clippy, the guest executables, the
-//!   whole test suite (which runs every runtime in both sandbox modes), and the sandboxed
-//!   conformance suite once more in the seccomp audit mode, where any refused syscall fails
-//!   the run with its number.
+//! * `cargo xtask test`: everything CI checks: formatting, clippy, the macOS cross-check, the
+//!   guest executables, the whole test suite (which runs every runtime in both sandbox modes),
+//!   and the sandboxed conformance suite once more in the seccomp audit mode, where any
+//!   refused syscall fails the run with its number.
 //! * `cargo xtask bench`: the benchmark harness, release build; prints medians and p99.
 //! * `cargo xtask lint`: formatting and clippy only.
 //!
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         "bench" => bench(&rest),
         "lint" => lint(),
         "seccomp-audit" => seccomp_audit(),
+        "macos-check" => macos_check(),
         "wasm-plugin" => wasm_plugin(),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
@@ -47,11 +48,13 @@ const HELP: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  test [ARGS]   fmt check, clippy, build the guest executables, run the whole test suite
-                (ARGS go to `cargo test`, e.g. `cargo xtask test conformance`), then the
-                sandboxed conformance suite in the seccomp audit mode (any denial fails)
+  test [ARGS]   fmt check, clippy, macOS cross-check, build the guest executables, run the
+                whole test suite (ARGS go to `cargo test`, e.g. `cargo xtask test
+                conformance`), then the sandboxed conformance suite in the seccomp audit
+                mode (any denial fails)
   bench [ARGS]  release build, then the benchmark harness (ARGS go to it, e.g. `--quick`)
   lint          fmt check and clippy only
+  macos-check   the macOS cross-check alone (clippy for aarch64-apple-darwin)
   seccomp-audit only the sandboxed conformance suite in the seccomp audit mode (guest
                 executables must be built: `cargo build --workspace --bins`)
   wasm-plugin   build the wasm runtime's JS plugin (installs clang-16, llvm-16, wasi-libc
@@ -93,6 +96,7 @@ fn lint() -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<(), String> {
     lint()?;
+    macos_check()?;
     // The tests find guests beside their own executables (target/debug), so the guest
     // binaries must exist before the tests run.
     let mut build = cargo();
@@ -195,6 +199,75 @@ fn count_before(line: &str, word: &str) -> u64 {
             (it.next() == Some(word)).then(|| it.next()?.parse().ok())?
         })
         .unwrap_or(0)
+}
+
+/// The macOS target `confine` must keep building for.
+const MACOS_TARGET: &str = "aarch64-apple-darwin";
+
+/// Whether rustup lists `target` as installed; `Err` when rustup cannot be asked.
+fn target_installed(target: &str) -> Result<bool, String> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("`rustup target list` failed ({})", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == target))
+}
+
+/// Type-checks and lints, for macOS, what builds without a C cross toolchain: the `confine`
+/// host library and CLI without default features (the default `quickjs` feature compiles
+/// QuickJS's C sources, which needs a macOS SDK) and the guest serve loop. Nothing links, so
+/// only the Rust standard library for the target is needed; rustup installs it if missing.
+/// When it cannot be installed (no rustup, no network), the step says it was skipped and why.
+fn macos_check() -> Result<(), String> {
+    let step = "macOS check (clippy for aarch64-apple-darwin)";
+    match target_installed(MACOS_TARGET) {
+        Ok(true) => {}
+        Ok(false) => {
+            let mut add = Command::new("rustup");
+            add.args(["target", "add", MACOS_TARGET]);
+            if let Err(e) = run("rustup target add aarch64-apple-darwin", add) {
+                eprintln!(
+                    "xtask: {step}: skipped: the {MACOS_TARGET} standard library cannot be \
+                     installed here ({e})"
+                );
+                return Ok(());
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "xtask: {step}: skipped: {e}, so the {MACOS_TARGET} target cannot be installed"
+            );
+            return Ok(());
+        }
+    }
+    let mut check = cargo();
+    check.args([
+        "clippy",
+        "--target",
+        MACOS_TARGET,
+        "-p",
+        "confine",
+        "-p",
+        "confine-guest",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(step, check).map_err(|e| {
+        format!(
+            "{e}\nconfine must keep building for macOS: gate Linux-only code with \
+             #[cfg(target_os = \"linux\")] and give macOS its own path (see \
+             confine/src/platform/mod.rs); reproduce with `cargo clippy --target {MACOS_TARGET} \
+             -p confine -p confine-guest --no-default-features --all-targets`"
+        )
+    })
 }
 
 /// The wasm target the `wasm` runtime's example guest (and later the JS plugin) is built for.

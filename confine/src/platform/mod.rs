@@ -10,9 +10,18 @@
 //! tables and `research/linux-sandbox-recipe.md` for the reasoning). It also carries the
 //! stage-2 filter the guest installs itself ([`Plan::lockdown`], sent in `Hello`) and what the
 //! host checks from outside once the guest says `Ready` ([`Plan::expectations`],
-//! [`verify_guest`]). Other platforms only support `no_sandbox` for now.
+//! [`verify_guest`]).
+//!
+//! On macOS a plan is `setsid`, fd layout and rlimits in the child, then the launcher executes
+//! `/usr/bin/sandbox-exec` with a generated Seatbelt profile, which executes the guest
+//! ([`launch_command`]; see `macos/mod.rs` for the model and its limits). Other platforms only
+//! support `no_sandbox` for now.
 
-use std::{fmt, io, path::PathBuf};
+use std::{
+    ffi::OsString,
+    fmt, io,
+    path::{Path, PathBuf},
+};
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -33,15 +42,46 @@ pub(crate) use linux::{kernel_facts, verify_guest, Rejection};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::probe::{cgroup_v2, user_namespaces};
 
+/// The macOS backend. Compiled on every platform: its profile generator and report are pure,
+/// so their unit tests run in CI on Linux; only the launch path is macOS-only.
+mod macos;
+#[cfg(target_os = "macos")]
+pub(crate) use macos::{kernel_facts, prepare, verify_guest, Plan};
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub(crate) use not_linux::verify_guest;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use unsupported::{
-    cgroup_v2, kernel_facts, prepare, user_namespaces, verify_guest, Plan, Rejection,
-};
+pub(crate) use not_linux::{cgroup_v2, user_namespaces, Rejection};
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub(crate) use unsupported::{kernel_facts, prepare, Plan};
+
+/// The program the launcher executes for `plan` and its arguments: on macOS
+/// `/usr/bin/sandbox-exec` wrapping the guest (unless `no_sandbox`), elsewhere the guest
+/// itself.
+#[must_use]
+pub(crate) fn launch_command(
+    plan: &Plan,
+    program: &Path,
+    args: &[OsString],
+) -> (PathBuf, Vec<OsString>) {
+    #[cfg(target_os = "macos")]
+    return plan.launch_command(program, args);
+    #[cfg(not(target_os = "macos"))]
+    {
+        let _ = plan;
+        (program.to_owned(), args.to_vec())
+    }
+}
 
 use crate::report::{LandlockSupport, VerifyCheck};
 
 /// What the launcher asks the platform layer for.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos")),
+    allow(dead_code, reason = "platforms without a backend read only no_sandbox")
+)]
 pub(crate) struct PolicyRequest<'a> {
     /// Absolute, canonical path of the guest executable.
     pub guest: &'a std::path::Path,
@@ -63,7 +103,11 @@ pub(crate) struct PolicyRequest<'a> {
 pub(crate) struct Expectations {
     /// `Seccomp_filters` in `/proc/<pid>/status`: the host's own filters (inherited), stage 1
     /// and stage 2.
+    #[cfg(target_os = "linux")]
     pub seccomp_filters: u32,
+    /// macOS: the guest runs under a Seatbelt profile (`sandbox_check`).
+    #[cfg(target_os = "macos")]
+    pub seatbelt: bool,
 }
 
 /// A step of the post-fork sequence, in the order they run.
@@ -286,23 +330,42 @@ pub enum SandboxError {
     /// This platform has no sandbox implementation yet; only `no_sandbox` works.
     #[error("sandboxing is not implemented on this platform; only no_sandbox is available")]
     Unsupported,
+    /// The platform's sandbox lacks a layer by design (macOS: no system-call filter, no W^X
+    /// enforcement) and degraded mode was not allowed.
+    #[error("the {platform} sandbox cannot enforce {missing}; allow degraded mode to run with it")]
+    PlatformDegraded {
+        /// `macos`, ...
+        platform: &'static str,
+        /// What is missing.
+        missing: &'static str,
+    },
+    /// macOS: `/usr/bin/sandbox-exec`, which applies the Seatbelt profile, cannot be used.
+    /// The guest is never started unsandboxed instead.
+    #[error("{path:?} (which applies the macOS sandbox profile) cannot be used")]
+    SandboxExecUnavailable {
+        /// `/usr/bin/sandbox-exec`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// macOS: a path cannot be written into a sandbox profile faithfully (a rule for an
+    /// approximated path would grant the wrong file or none).
+    #[error("the path {path:?} cannot be written into a macOS sandbox profile: {problem}")]
+    UnrepresentablePath {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
-/// Other platforms: only `no_sandbox` until their backend exists.
+/// What every platform but Linux lacks: user namespaces and cgroups to report; and, except
+/// on macOS, a way to verify a started guest from outside (plans there have no expectations).
 #[cfg(not(target_os = "linux"))]
-mod unsupported {
-    use super::{ChildFailure, PolicyRequest, SandboxError};
-    use crate::report::{CgroupV2, IsolationReport, KernelFacts, LandlockSupport, UserNamespaces};
-
-    /// Nothing probed here.
-    pub(crate) fn kernel_facts() -> KernelFacts {
-        KernelFacts {
-            release: String::new(),
-            landlock: LandlockSupport::NotProbed,
-            seccomp: false,
-            mdwe: false,
-        }
-    }
+mod not_linux {
+    use super::SandboxError;
+    use crate::report::{CgroupV2, UserNamespaces};
 
     /// Not probed on this platform.
     pub(crate) fn user_namespaces() -> UserNamespaces {
@@ -314,6 +377,39 @@ mod unsupported {
     /// Not probed on this platform.
     pub(crate) fn cgroup_v2() -> CgroupV2 {
         CgroupV2::NotMounted
+    }
+
+    /// Why a guest was not accepted.
+    #[derive(Debug)]
+    pub(crate) enum Rejection {
+        /// The guest is no longer running.
+        #[allow(dead_code, reason = "same shape as the Linux type")]
+        Exited,
+        /// It could not be verified.
+        Failed(SandboxError),
+    }
+
+    /// Never called: plans here have no expectations.
+    #[cfg(not(target_os = "macos"))]
+    pub(crate) fn verify_guest(_pid: u32, _expect: &super::Expectations) -> Result<(), Rejection> {
+        Err(Rejection::Failed(SandboxError::Unsupported))
+    }
+}
+
+/// Other platforms: only `no_sandbox` until their backend exists.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+mod unsupported {
+    use super::{ChildFailure, PolicyRequest, SandboxError};
+    use crate::report::{IsolationReport, KernelFacts, LandlockSupport};
+
+    /// Nothing probed here.
+    pub(crate) fn kernel_facts() -> KernelFacts {
+        KernelFacts {
+            release: String::new(),
+            landlock: LandlockSupport::NotProbed,
+            seccomp: false,
+            mdwe: false,
+        }
     }
 
     /// A plan that does nothing (only `no_sandbox` gets one).
@@ -362,21 +458,6 @@ mod unsupported {
         pub(crate) fn expectations(&self) -> Option<super::Expectations> {
             None
         }
-    }
-
-    /// Why a guest was not accepted.
-    #[derive(Debug)]
-    pub(crate) enum Rejection {
-        /// The guest is no longer running.
-        #[allow(dead_code, reason = "same shape as the Linux type")]
-        Exited,
-        /// It could not be verified.
-        Failed(SandboxError),
-    }
-
-    /// Never called: plans here have no expectations.
-    pub(crate) fn verify_guest(_pid: u32, _expect: &super::Expectations) -> Result<(), Rejection> {
-        Err(Rejection::Failed(SandboxError::Unsupported))
     }
 }
 
