@@ -7,7 +7,7 @@
 //! share boa's thread-local garbage collector, which is fine: the guest is one thread.
 
 use crate::{
-    console, convert, errors, globals, guards,
+    console, convert, errors, globals,
     hooks::Hooks,
     jobs::Jobs,
     loader::DenyImports,
@@ -103,7 +103,6 @@ impl Container {
         let ctx = &mut container.context;
         console::install(ctx, &shared.link, cid).map_err(|e| errors::caught(ctx, e))?;
         timers::install(ctx, &shared).map_err(|e| errors::caught(ctx, e))?;
-        guards::install(ctx).map_err(|e| errors::caught(ctx, e))?;
         for def in globals {
             globals::define(ctx, &shared, def)?;
         }

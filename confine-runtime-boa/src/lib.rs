@@ -43,7 +43,6 @@ mod container;
 mod convert;
 mod errors;
 mod globals;
-mod guards;
 mod hooks;
 mod jobs;
 mod loader;

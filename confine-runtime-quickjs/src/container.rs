@@ -92,7 +92,10 @@ impl Watch {
         if let Some(fired) = self.fired.borrow_mut().take() {
             return fired;
         }
-        let oom = e.name == "InternalError" && e.message == "out of memory";
+        // QuickJS throws `InternalError: out of memory`, or `null` when even that error
+        // cannot be allocated.
+        let oom = (e.name == "InternalError" && e.message == "out of memory")
+            || (e.kind == ErrorKind::Thrown && e.name == "null");
         match budget.limit() {
             Some(limit) if oom && budget.take_refused() => ErrorData::limit(
                 LimitKind::Memory,
@@ -369,6 +372,12 @@ impl Container {
     /// were waiting (which is finite). The container stays usable; the dropped work is
     /// reported as uncaught.
     fn drop_jobs(&self, error: ErrorData) {
+        // The calls waiting on this container's promises fail with the limit; the rejections
+        // the dropping causes must not answer them first.
+        let waiting = std::mem::take(&mut *self.shared.replies.borrow_mut());
+        for id in waiting {
+            self.shared.link.reply(ReplyTo(id), Err(error.clone()));
+        }
         self.runtime.set_max_stack_size(1);
         let mut dropped: u64 = 0;
         // Bounded in case a job can still queue another without entering script code.

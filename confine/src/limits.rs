@@ -75,10 +75,11 @@ pub struct Limits {
     pub in_flight: Option<u32>,
 }
 
-/// What a guest process needs beyond its engine budget, measured on an idle QuickJS guest
-/// (binary data, libc and Rust runtime, the serve loop's buffers, a first frame of up to a few
-/// MiB) with room to spare; the process cap adds it to the memory limit.
-pub const PROCESS_MEMORY_BASE: u64 = 48 << 20;
+/// What a guest process needs beyond its engine budget: its own data and heap (an idle guest
+/// has under 1 MiB of `VmData`, QuickJS and Boa alike), the serve loop's frame buffers, and
+/// copies of a large argument or result while it is converted. The process cap adds it to the
+/// memory limit.
+pub const PROCESS_MEMORY_BASE: u64 = 16 << 20;
 
 impl Limits {
     /// The budgets the guest enforces itself, sent in `Hello`.

@@ -327,3 +327,77 @@ fn timeout_exits_3() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert_eq!(ok.stdout.trim(), "2");
 }
+
+/// The guest processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let parent = pid.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat.rsplit(')').next()?.split_whitespace().nth(1)?;
+            (ppid == parent).then_some(child)
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// Killing the host with SIGKILL (no destructor runs) leaves no guest behind: an idle guest
+/// sees its socket close, a spinning one gets the parent-death signal. Both sandbox modes.
+#[test]
+fn killed_host_leaves_no_orphan_guest() {
+    let cases = [
+        ("idle.js", "setTimeout(() => {}, 60000);"),
+        ("spin.js", "while (true) {}"),
+    ];
+    for (name, code) in cases {
+        for no_sandbox in [false, true] {
+            let mut cmd = confine();
+            cmd.arg("run").arg(script(name, code));
+            if no_sandbox {
+                cmd.arg("--no-sandbox");
+            }
+            let mut host = cmd
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut guests = Vec::new();
+            for _ in 0..200 {
+                guests = children_of(host.id());
+                if !guests.is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert_eq!(guests.len(), 1, "{name}: no guest appeared");
+            // Let the script get going (the spinning one must be inside its loop).
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            host.kill().unwrap();
+            host.wait().unwrap();
+            let guest = guests[0];
+            let gone = (0..200).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                !alive(guest)
+            });
+            assert!(
+                gone,
+                "{name} (no_sandbox: {no_sandbox}): guest {guest} outlived its host"
+            );
+        }
+    }
+}

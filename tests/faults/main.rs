@@ -345,3 +345,131 @@ async fn runtime_not_found_names_places_and_fix() {
     let msg = err.to_string();
     assert!(msg.contains("looked in"), "{msg}");
 }
+
+/// A guest that floods console frames and never answers: the flood does not stall the host,
+/// another sandbox keeps answering meanwhile, and the pending request fails at its wall-time
+/// limit with a typed error (the host kills the guest after the grace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_flood_from_a_lying_guest_is_bounded_by_the_call_limit() {
+    let mut registry = Registry::new();
+    registry.register("fault", guest_named("ok"));
+    let lines = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = lines.clone();
+    let flooding = Sandbox::builder()
+        .runtime("fault")
+        .registry(registry)
+        .no_sandbox(true)
+        .call_timeout(Some(Duration::from_millis(300)))
+        .on_console(move |_, _, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .build()
+        .await
+        .unwrap();
+    let calm = start("ok").await.unwrap();
+    let calm_cid = calm
+        .exec_container(ContainerSource::code("ok"))
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let flood = tokio::spawn(async move {
+        let r = flooding
+            .exec_container(ContainerSource::code("log-flood"))
+            .await;
+        (flooding, r)
+    });
+    for i in 0..20 {
+        let t = std::time::Instant::now();
+        let v: i64 = calm.call(calm_cid, "f", (i,)).await.unwrap();
+        assert_eq!(v, i);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (flooding, r) = flood.await.unwrap();
+    assert!(
+        matches!(
+            r,
+            Err(Error::LimitExceeded {
+                limit: confine::Limit::WallTime,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(lines.load(std::sync::atomic::Ordering::Relaxed) > 100);
+    assert!(wait_gone(flooding.pid(), 2000).await);
+}
+
+/// What the test process holds: open fds, threads, and child processes (zombies included).
+fn process_counts() -> (usize, usize, usize) {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+    let me = std::process::id().to_string();
+    let children = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                == Some(me.as_str())
+        })
+        .count();
+    (fds, threads, children)
+}
+
+/// Spawn/teardown cycles (drop and explicit teardown, sandboxed and not) and many calls leave
+/// no fds, threads or child processes behind. The long run (10,000 cycles, 1,000,000 calls) is
+/// `confine-bench --soak`.
+#[test]
+fn spawn_teardown_cycles_and_calls_leak_nothing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Warm up: the first sandbox starts tokio's blocking pool and other lazy state.
+        for sandboxed in [false, true] {
+            let sb = start_with("ok", sandboxed).await.unwrap();
+            sb.teardown().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    let before = process_counts();
+    runtime.block_on(async {
+        for i in 0..100 {
+            let sb = start_with("ok", i % 2 == 0).await.unwrap();
+            let cid = sb
+                .exec_container(ContainerSource::code("ok"))
+                .await
+                .unwrap();
+            for j in 0..50 {
+                let v: i64 = sb.call(cid, "f", (j,)).await.unwrap();
+                assert_eq!(v, j);
+            }
+            if i % 3 == 0 {
+                drop(sb);
+            } else {
+                assert_eq!(sb.teardown().await.unwrap().code, Some(0));
+            }
+        }
+        // Dropped sandboxes are reaped by their child tasks shortly after.
+        for _ in 0..100 {
+            if process_counts().2 <= before.2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let after = process_counts();
+    assert!(after.0 <= before.0, "fds: {before:?} -> {after:?}");
+    assert!(after.1 <= before.1 + 2, "threads: {before:?} -> {after:?}");
+    assert!(after.2 <= before.2, "children: {before:?} -> {after:?}");
+}

@@ -94,17 +94,36 @@ impl Guest {
 
     /// Ends the guest (teardown if it still runs) and says how it exited.
     async fn end(self) -> (ExitInfo, String) {
-        let closed = self.sb.closed();
-        let stderr = String::from_utf8_lossy(&self.sb.captured_stderr()).into_owned();
-        let info = if self.sb.is_active() {
-            self.sb.teardown().await.expect("teardown")
-        } else {
-            tokio::time::timeout(Duration::from_secs(5), closed)
-                .await
-                .expect("exit status")
-        };
-        (info, stderr)
+        if self.sb.is_active() {
+            let stderr = String::from_utf8_lossy(&self.sb.captured_stderr()).into_owned();
+            let info = self.sb.teardown().await.expect("teardown");
+            return (info, stderr);
+        }
+        let exit = tokio::time::timeout(Duration::from_secs(5), self.sb.closed())
+            .await
+            .expect("exit status");
+        // The guest has exited; the pipe reader may still be catching up with what it wrote
+        // just before.
+        (exit, settled_stderr(&self.sb).await)
     }
+}
+
+/// An exited guest's captured stderr once it stops growing (unchanged over two checks 20 ms
+/// apart, at most a second): the pipe reader runs on its own task and may lag behind the
+/// exit.
+async fn settled_stderr(sb: &Sandbox) -> String {
+    let mut last = sb.captured_stderr().len();
+    let mut unchanged = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = sb.captured_stderr().len();
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        if unchanged == 2 {
+            break;
+        }
+        last = now;
+    }
+    String::from_utf8_lossy(&sb.captured_stderr()).into_owned()
 }
 
 /// Runs `probe` once in a fresh guest; the guest must survive it (exit 0 at teardown).

@@ -12,7 +12,7 @@
 
 use confine_runtime_abstract::{
     codec::{self, FrameBuffer, DEFAULT_MAX_FRAME},
-    protocol::{ContainerInfo, GuestMessage, HostMessage, HostRequest, Lockdown, Reply},
+    protocol::{ContainerInfo, GuestMessage, HostMessage, HostRequest, Lockdown, LogLevel, Reply},
     Value, PROTOCOL_VERSION,
 };
 use std::{
@@ -168,6 +168,18 @@ fn main() {
                 unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
             }
             "second-ready" => send(&mut sock, &ready(PROTOCOL_VERSION)),
+            "log-flood" => loop {
+                // Never answers; floods console output until the host kills it.
+                let log = GuestMessage::Log {
+                    cid: 1,
+                    level: LogLevel::Log,
+                    message: "flood ".repeat(200),
+                };
+                let frame = codec::encode(&log, DEFAULT_MAX_FRAME).unwrap();
+                if sock.write_all(&frame).is_err() {
+                    return;
+                }
+            },
             _ => {
                 // Well-behaved: a container, and calls that echo their first argument.
                 let reply = match request {

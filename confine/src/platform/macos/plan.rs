@@ -385,6 +385,7 @@ mod tests {
             guest: Path::new("/bin/cat"),
             no_sandbox: false,
             allow_degraded,
+            profile: crate::registry::Profile::Js,
         };
         assert!(matches!(
             prepare(&req(false)),
