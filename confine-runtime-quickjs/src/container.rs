@@ -155,7 +155,13 @@ impl Container {
             ));
         }
         budget.take_refused();
-        let runtime = Runtime::new_with_alloc(BudgetAllocator(budget.clone())).map_err(engine)?;
+        // Without a limit, QuickJS's own allocator (no accounting of ours on the hot path).
+        let runtime = if budget.limit().is_some() {
+            Runtime::new_with_alloc(BudgetAllocator(budget.clone()))
+        } else {
+            Runtime::new()
+        }
+        .map_err(engine)?;
         let stack = link.limits().stack_bytes.map_or(DEFAULT_STACK, |b| {
             (b as usize).clamp(*STACK_RANGE.start(), *STACK_RANGE.end())
         });

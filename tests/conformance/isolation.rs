@@ -1,7 +1,7 @@
 //! Containers are isolated from each other, and nothing of the host is reachable.
 
 use crate::Target;
-use confine::{ContainerSource, Error, ErrorKind, Value};
+use confine::{ContainerSource, Error, ErrorKind, HostError, Value};
 
 pub(crate) async fn prototypes_are_per_container(t: &Target) {
     let sb = t.start().await;
@@ -124,4 +124,72 @@ pub(crate) async fn imports_of_host_files_fail(t: &Target) {
             "import({spec}): {msg}"
         );
     }
+}
+
+/// Escape attempts through what the host hands a script: a host function, the promise it
+/// returns, the error it rejects with, and a host value. Every constructor chain ends at the
+/// container's own `Function`, so `return this` gives the container's global, which has
+/// nothing of the host; and polluting a host function's prototype chain in one container is
+/// invisible in another.
+pub(crate) async fn constructor_chains_stay_in_the_container(t: &Target) {
+    let sb = t
+        .builder()
+        .function("whoami", |(): ()| async { Ok::<_, HostError>("host") })
+        .function("fail", |(): ()| async {
+            Err::<(), HostError>("nope".into())
+        })
+        .value("config", serde_json::json!({ "a": [1, 2] }))
+        .build()
+        .await
+        .unwrap();
+    let probe = r#"
+        const viaFn = whoami.constructor('return this')();
+        const viaProto = Object.getPrototypeOf(whoami).constructor('return this')();
+        const promise = whoami();
+        const viaPromise = promise.constructor.constructor('return this')();
+        const viaValue = config.constructor.constructor('return this')();
+        const viaArray = config.a.constructor.constructor('return this')();
+        module.exports.probe = async () => {
+            let viaError = null;
+            try { await fail(); } catch (e) { viaError = e.constructor.constructor('return this')(); }
+            const all = [viaFn, viaProto, viaPromise, viaValue, viaArray, viaError];
+            return {
+                same: all.map((g) => g === globalThis),
+                reach: all.map((g) => [typeof g.process, typeof g.require, typeof g.std, typeof g.os].join()),
+                answer: await promise,
+            };
+        };
+        module.exports.pollute = () => {
+            Object.getPrototypeOf(whoami).polluted = 'yes';
+            whoami.constructor.prototype.alsoPolluted = 'yes';
+            Object.prototype.everywhere = 'yes';
+        };
+        module.exports.seen = () => [typeof whoami.polluted, typeof whoami.alsoPolluted, typeof ({}).everywhere];
+    "#;
+    let a = sb
+        .exec_container(ContainerSource::code(probe))
+        .await
+        .unwrap();
+    let b = sb
+        .exec_container(ContainerSource::code(probe))
+        .await
+        .unwrap();
+    let v = sb.call_value(a, "probe", vec![]).await.unwrap();
+    assert_eq!(
+        v.get("same"),
+        Some(&Value::Array(vec![Value::Bool(true); 6])),
+        "{v:?}"
+    );
+    let nothing = Value::String("undefined,undefined,undefined,undefined".into());
+    assert_eq!(
+        v.get("reach"),
+        Some(&Value::Array(vec![nothing; 6])),
+        "{v:?}"
+    );
+    assert_eq!(v.get("answer"), Some(&Value::String("host".into())));
+    sb.call::<()>(a, "pollute", ()).await.unwrap();
+    let seen_a: Vec<String> = sb.call(a, "seen", ()).await.unwrap();
+    assert_eq!(seen_a, ["string", "string", "string"]);
+    let seen_b: Vec<String> = sb.call(b, "seen", ()).await.unwrap();
+    assert_eq!(seen_b, ["undefined", "undefined", "undefined"]);
 }

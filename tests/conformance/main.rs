@@ -64,6 +64,7 @@ suite!([
     isolation::globals_and_module_state_are_per_container,
     isolation::no_host_objects,
     isolation::imports_of_host_files_fail,
+    isolation::constructor_chains_stay_in_the_container,
     lifecycle::list_config_kill,
     lifecycle::wait_idle_waits_for_timers,
     lifecycle::teardown_reports_clean_exit,
