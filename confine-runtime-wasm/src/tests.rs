@@ -481,8 +481,23 @@ fn bench_interruption_fuel_vs_epoch() {
         "/../target/wasm-js/wasm32-wasip1/release/confine_js_plugin.wasm"
     );
     let plugin = std::fs::read(path).expect("build the plugin: cargo xtask wasm-plugin");
-    let source =
-        Value::from("function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) } fib(27)");
+    let request = confine_runtime_abstract::codec::encode(
+        &js_abi::Request {
+            deadline: None,
+            command: js_abi::Command::Exec {
+                cid: 1,
+                source: Source::text(
+                    "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }\n\
+                     if (fib(27) !== 196418) throw new Error('wrong');",
+                    "fib.js",
+                ),
+                options: Value::Null,
+                globals: Vec::new(),
+            },
+        },
+        js_abi::MAX_BYTES,
+    )
+    .unwrap();
     for mode in ["none", "epoch", "fuel", "none", "epoch", "fuel"] {
         let mut config = wasmtime::Config::new();
         config.memory_init_cow(false);
@@ -503,6 +518,7 @@ fn bench_interruption_fuel_vs_epoch() {
                     io: Default::default(),
                     deadline: None,
                     max_memory: 1 << 30,
+                    soft_memory: false,
                     max_table: 100_000,
                     result: Vec::new(),
                     started: Instant::now(),
@@ -516,20 +532,12 @@ fn bench_interruption_fuel_vs_epoch() {
             if mode == "fuel" {
                 store.set_fuel(u64::MAX).unwrap();
             }
-            let instance = block_on(pre.instantiate_async(&mut store)).unwrap();
-            if let Ok(f) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-                block_on(f.call_async(&mut store, ())).unwrap();
-            }
-            let func = instance
-                .get_typed_func::<(i32, i32), i64>(&mut store, "confine:eval")
-                .unwrap();
-            let args = abi::encode_args(vec![source.clone()]);
+            // Instantiation and engine setup are in the figure too; both are small next to
+            // fib(27).
             let start = Instant::now();
-            let v = block_on(container::abi_call(
-                &mut store, instance, "eval", func, &args,
-            ));
+            let done = block_on(js::create(&mut store, &pre, &request)).unwrap();
             times.push(start.elapsed());
-            assert_eq!(v, Ok(Value::from(196_418)));
+            assert_eq!(done.answer.result, Ok(()));
         }
         times.sort();
         println!(
@@ -537,4 +545,43 @@ fn bench_interruption_fuel_vs_epoch() {
             times[2], times[0]
         );
     }
+}
+
+impl Rig {
+    fn exec_js(&mut self, code: &str) -> Result<ContainerId, ErrorData> {
+        self.next += 1;
+        let cid = self.next as ContainerId;
+        self.rt
+            .exec_container(cid, &Source::text(code, "test.js"), &Value::Null, &[])?;
+        Ok(cid)
+    }
+}
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_container_exports_and_values() {
+    let mut rig = Rig::new();
+    let t = Instant::now();
+    let cid = rig
+        .exec_js("module.exports.add = (a, b) => a + b; module.exports.id = (x) => x;")
+        .expect("exec");
+    eprintln!("first container {:?}", t.elapsed());
+    let t = Instant::now();
+    let cid2 = rig.exec_js("export const f = () => 7;").expect("exec");
+    eprintln!("second container {:?}", t.elapsed());
+    assert_eq!(
+        rig.value(cid, "add", vec![2.into(), 40.into()]),
+        Value::from(42)
+    );
+    assert_eq!(rig.value(cid2, "f", vec![]), Value::from(7));
+    for v in [
+        Value::Undefined,
+        Value::BigInt(1 << 70),
+        Value::Bytes(vec![0, 1, 255]),
+        Value::from("héllo"),
+    ] {
+        assert_eq!(rig.value(cid, "id", vec![v.clone()]), v);
+    }
+    let e = rig.error(cid, "nope", vec![]);
+    assert_eq!(e.kind, ErrorKind::NoSuchExport, "{e:?}");
 }
