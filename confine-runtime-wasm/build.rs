@@ -27,13 +27,11 @@ fn main() {
         // be: an empty directory under the target directory), so the plugin appearing in it
         // is noticed.
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm-js");
-        let dir = match std::env::var_os("CONFINE_JS_PLUGIN") {
-            Some(_) => path.parent().map(Path::to_path_buf).unwrap_or(dir),
-            None => dir,
-        };
-        if std::fs::create_dir_all(&dir).is_ok() {
+        if std::env::var_os("CONFINE_JS_PLUGIN").is_none() && std::fs::create_dir_all(&dir).is_ok()
+        {
             println!("cargo::rerun-if-changed={}", dir.display());
         } else {
+            // A missing file named by `CONFINE_JS_PLUGIN`: changing the variable reruns this.
             println!("cargo::rerun-if-changed=build.rs");
         }
     }

@@ -254,8 +254,18 @@ fn config() -> Config {
     // anonymous file is a way to executable memory). Data segments are copied instead: slower
     // instantiation for modules with large data, until images come from precompiled files.
     config.memory_init_cow(false);
+    // Native stack for wasm code. QuickJS in the JS plugin checks its own (shadow) stack
+    // budget, 512 KiB, to throw a catchable `RangeError` on deep recursion; each JS call also
+    // takes native stack for the interpreter's wasm frame, several times what it takes of the
+    // shadow stack, so the native limit must be well above the budget for QuickJS's check to
+    // come first. The fiber a task runs on needs room for the host's frames on top.
+    config.max_wasm_stack(WASM_STACK);
+    config.async_stack_size(WASM_STACK + (1 << 20));
     config
 }
+
+/// Native stack wasm code may use (see `config`).
+const WASM_STACK: usize = 4 << 20;
 
 impl AbstractRuntime for Wasm {
     fn info(&self) -> RuntimeInfo {

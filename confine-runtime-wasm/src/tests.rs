@@ -402,11 +402,21 @@ fn bad_sources_fail_exec_with_typed_errors() {
         )
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syntax);
+    // Text is JavaScript for the plugin; without the plugin, an error that says how to
+    // build it.
     let e = rig
         .rt
-        .exec_container(91, &Source::text("1 + 1", "a.js"), &Value::Null, &[])
+        .exec_container(91, &Source::text("const = ;", "a.js"), &Value::Null, &[])
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unsupported);
+    if cfg!(confine_js_plugin) {
+        assert_eq!(
+            (e.kind, e.name.as_str()),
+            (ErrorKind::Syntax, "SyntaxError")
+        );
+    } else {
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert!(e.message.contains("cargo xtask wasm-plugin"), "{e:?}");
+    }
     let e = rig
         .exec_with(r#"(module (import "env" "f" (func)))"#, Value::Null)
         .unwrap_err();
@@ -548,6 +558,7 @@ fn bench_interruption_fuel_vs_epoch() {
 }
 
 impl Rig {
+    #[cfg_attr(not(confine_js_plugin), allow(dead_code))] // only the plugin's tests
     fn exec_js(&mut self, code: &str) -> Result<ContainerId, ErrorData> {
         self.next += 1;
         let cid = self.next as ContainerId;
@@ -584,4 +595,33 @@ fn js_container_exports_and_values() {
     }
     let e = rig.error(cid, "nope", vec![]);
     assert_eq!(e.kind, ErrorKind::NoSuchExport, "{e:?}");
+}
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_deep_recursion_is_a_catchable_range_error() {
+    let mut rig = Rig::new();
+    let cid = rig
+        .exec_js(
+            "let depth = 0; const down = (n) => { depth = n; return down(n + 1) + 1 };\n\
+             module.exports.caught = () => { try { down(0) } catch (e) { return [e instanceof RangeError, e.message, depth] } };\n\
+             const viaMap = (n) => [n].map((m) => viaMap(m + 1))[0];\n\
+             const viaCall = (n) => viaCall.call(null, n + 1);\n\
+             const viaGetter = { get x() { return this.x } };\n\
+             const viaJson = (n) => JSON.parse('1', () => viaJson(n + 1));\n\
+             module.exports.others = () => [viaMap, viaCall, () => viaGetter.x, viaJson].map((f) => { try { f(0) } catch (e) { return e instanceof RangeError } });\n\
+             module.exports.ok = () => 'still here';",
+        )
+        .expect("exec");
+    assert_eq!(
+        rig.value(cid, "others", vec![]),
+        Value::Array(vec![Value::Bool(true); 4])
+    );
+    let v = rig.value(cid, "caught", vec![]);
+    eprintln!("{v:?}");
+    let Value::Array(items) = &v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(items.first(), Some(&Value::Bool(true)), "{v:?}");
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("still here"));
 }
