@@ -21,6 +21,15 @@ fn main() {
         println!("cargo::rerun-if-changed={}", path.display());
         println!("cargo::rustc-cfg=confine_js_plugin");
         println!("cargo::rustc-env=CONFINE_JS_PLUGIN_PATH={}", path.display());
+        // The plugin's hash, for the runtime's cache of compiled code (computed here so the
+        // guest does not hash a megabyte at every start). Any stable hash will do.
+        let bytes = std::fs::read(&path).expect("the plugin was found a moment ago");
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&bytes, &mut hasher);
+        println!(
+            "cargo::rustc-env=CONFINE_JS_PLUGIN_HASH={:016x}",
+            std::hash::Hasher::finish(&hasher)
+        );
     } else {
         // Watching a missing file would rerun this script, and rebuild the crate, on every
         // build. The plugin's own build directory is watched instead (created here if need

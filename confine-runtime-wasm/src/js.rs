@@ -59,7 +59,7 @@ pub(crate) struct Funcs {
 
 impl Funcs {
     /// Finds the exports and checks the plugin speaks this ABI version.
-    async fn of(store: &mut Store<Host>, instance: Instance) -> Result<Self, ErrorData> {
+    pub(crate) async fn of(store: &mut Store<Host>, instance: Instance) -> Result<Self, ErrorData> {
         let missing = |what: &str| {
             ErrorData::internal(format!(
                 "the JS plugin lacks {what}; rebuild it with `cargo xtask wasm-plugin`"
@@ -540,7 +540,7 @@ pub(crate) async fn create(
 }
 
 /// One crossing: the request in, the answer out.
-async fn dispatch(
+pub(crate) async fn dispatch(
     store: &mut Store<Host>,
     funcs: &Funcs,
     request: &[u8],

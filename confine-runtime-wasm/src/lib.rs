@@ -97,6 +97,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod cache;
 mod container;
 mod errors;
 mod host;
@@ -151,6 +152,8 @@ pub struct Wasm {
     compiled: Compiled,
     /// The JS plugin, compiled and linked once per guest.
     js_pre: Option<InstancePre<Host>>,
+    /// The plugin's precompiled code from the disk cache, read in `init`.
+    js_cached: Option<cache::Cached>,
     /// A deadline set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
 }
@@ -160,10 +163,16 @@ pub struct Wasm {
 const JS_PLUGIN: Option<&[u8]> = Some(include_bytes!(env!("CONFINE_JS_PLUGIN_PATH")));
 #[cfg(not(confine_js_plugin))]
 const JS_PLUGIN: Option<&[u8]> = None;
+/// Its hash (`build.rs`), the cache key of its compiled code.
+#[cfg(confine_js_plugin)]
+const JS_PLUGIN_HASH: &str = env!("CONFINE_JS_PLUGIN_HASH");
+#[cfg(not(confine_js_plugin))]
+const JS_PLUGIN_HASH: &str = "";
 
 /// Compiles and links the JS plugin on first use.
 fn js_pre<'a>(
     slot: &'a mut Option<InstancePre<Host>>,
+    cached: &mut Option<cache::Cached>,
     engines: &Engines,
 ) -> Result<&'a InstancePre<Host>, ErrorData> {
     if let Some(pre) = slot {
@@ -177,7 +186,9 @@ fn js_pre<'a>(
              this guest: run `cargo xtask wasm-plugin`, then rebuild",
         ));
     };
-    let module = Module::new(&engines.engine, bytes)
+    let module = cached
+        .get_or_insert_with(|| cache::Cached::load(&engines.engine, JS_PLUGIN_HASH))
+        .module(&engines.engine, bytes)
         .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))?;
     let mut linker = engines.linker.clone();
     let pre = wasi::stub_missing(&mut linker, &module)
@@ -285,6 +296,8 @@ impl AbstractRuntime for Wasm {
         // Started now, before the guest's final lockdown, which may forbid new threads.
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| ErrorData::internal(format!("epoch ticker thread: {e}")))?;
+        // Read now: a sandboxed guest can read no file after its lockdown.
+        self.js_cached = JS_PLUGIN.map(|_| cache::Cached::load(&engine, JS_PLUGIN_HASH));
         self.engines = Some(Engines {
             engine,
             linker,
@@ -316,7 +329,7 @@ impl AbstractRuntime for Wasm {
                 .take()
                 .filter(|&(c, _)| c == cid)
                 .map(|(_, d)| d);
-            let pre = js_pre(&mut self.js_pre, engines)?.clone();
+            let pre = js_pre(&mut self.js_pre, &mut self.js_cached, engines)?.clone();
             let mut container = JsContainer::new(
                 &engines.engine,
                 pre,

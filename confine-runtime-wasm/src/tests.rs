@@ -560,10 +560,15 @@ fn bench_interruption_fuel_vs_epoch() {
 impl Rig {
     #[cfg_attr(not(confine_js_plugin), allow(dead_code))] // only the plugin's tests
     fn exec_js(&mut self, code: &str) -> Result<ContainerId, ErrorData> {
+        self.exec_js_with(code, Value::Null)
+    }
+
+    #[cfg_attr(not(confine_js_plugin), allow(dead_code))] // only the plugin's tests
+    fn exec_js_with(&mut self, code: &str, options: Value) -> Result<ContainerId, ErrorData> {
         self.next += 1;
         let cid = self.next as ContainerId;
         self.rt
-            .exec_container(cid, &Source::text(code, "test.js"), &Value::Null, &[])?;
+            .exec_container(cid, &Source::text(code, "test.js"), &options, &[])?;
         Ok(cid)
     }
 }
@@ -624,4 +629,110 @@ fn js_deep_recursion_is_a_catchable_range_error() {
     };
     assert_eq!(items.first(), Some(&Value::Bool(true)), "{v:?}");
     assert_eq!(rig.value(cid, "ok", vec![]), Value::from("still here"));
+}
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_memory_limit_is_a_catchable_error() {
+    let mut rig = Rig::new();
+    let options = Value::from_iter([("memoryLimitBytes".to_owned(), Value::from(32 << 20))]);
+    let cid = rig
+        .exec_js_with(
+            "module.exports.hog = () => { const keep = []; try { for (;;) keep.push(new Array(1e5).fill(keep.length)) } catch (e) { return [String(e), keep.length] } };\n\
+             module.exports.ok = () => 'still here';",
+            options,
+        )
+        .expect("exec");
+    let v = rig.value(cid, "hog", vec![]);
+    eprintln!("{v:?}");
+    let Value::Array(items) = &v else {
+        panic!("{v:?}")
+    };
+    let text = items.first().and_then(Value::as_str).unwrap_or_default();
+    assert!(text.contains("out of memory"), "{v:?}");
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("still here"));
+    // The same again: the memory was given back to QuickJS's allocator.
+    let again = rig.value(cid, "hog", vec![]);
+    assert!(format!("{again:?}").contains("out of memory"), "{again:?}");
+}
+
+/// Time from `exec_container` to a container ready to call, for a small JavaScript source
+/// (the plugin compiled once before). Prints the median; run with `--release --ignored`.
+#[cfg(confine_js_plugin)]
+#[test]
+#[ignore = "benchmark; run explicitly with --release"]
+fn bench_js_container_ready() {
+    let mut rig = Rig::new();
+    rig.exec_js("module.exports.f = () => 1").expect("warm-up");
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let start = Instant::now();
+        let cid = rig.exec_js("module.exports.f = () => 1").expect("exec");
+        times.push(start.elapsed());
+        rig.rt.kill_container(cid);
+    }
+    times.sort();
+    println!(
+        "new JS container ready: p50 {:?}, p90 {:?}, min {:?}",
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[0]
+    );
+}
+
+/// Where a new JS container's time goes: store, instantiation, start code, and the exec
+/// dispatch (QuickJS runtime and context, console and timers, the source). Prints medians;
+/// run with `--release --ignored`.
+#[cfg(confine_js_plugin)]
+#[test]
+#[ignore = "benchmark; run explicitly with --release"]
+fn bench_js_container_breakdown() {
+    let engine = Engine::new(&config()).unwrap();
+    let mut linker = Linker::new(&engine);
+    wasi::add(&mut linker).unwrap();
+    let module = Module::new(&engine, JS_PLUGIN.unwrap()).unwrap();
+    wasi::stub_missing(&mut linker, &module).unwrap();
+    let pre = linker.instantiate_pre(&module).unwrap();
+    let request = confine_runtime_abstract::codec::encode(
+        &js_abi::Request {
+            deadline: None,
+            command: js_abi::Command::Exec {
+                cid: 1,
+                source: Source::text("module.exports.f = () => 1", "a.js"),
+                options: Value::Null,
+                globals: Vec::new(),
+            },
+        },
+        js_abi::MAX_BYTES,
+    )
+    .unwrap();
+    let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..100 {
+        let s0 = Instant::now();
+        let mut store =
+            container::new_store(&engine, Default::default(), &options::Limits::default());
+        store.set_epoch_deadline(1000);
+        let s1 = Instant::now();
+        let instance = block_on(pre.instantiate_async(&mut store)).unwrap();
+        let s2 = Instant::now();
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+            block_on(init.call_async(&mut store, ())).unwrap();
+        }
+        let s3 = Instant::now();
+        let funcs = block_on(js::Funcs::of(&mut store, instance)).unwrap();
+        let a = block_on(js::dispatch(&mut store, &funcs, &request)).unwrap();
+        assert_eq!(a.result, Ok(()));
+        let s4 = Instant::now();
+        t[0].push(s1 - s0);
+        t[1].push(s2 - s1);
+        t[2].push(s3 - s2);
+        t[3].push(s4 - s3);
+    }
+    for (name, mut v) in ["store", "instantiate", "_initialize", "exec"]
+        .into_iter()
+        .zip(t)
+    {
+        v.sort();
+        println!("new JS container, {name}: median {:?}", v[50]);
+    }
 }
