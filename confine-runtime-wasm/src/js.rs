@@ -252,16 +252,20 @@ impl JsContainer {
         self.define_error.take().map_or(Ok(()), Err)
     }
 
-    /// The host answered host call `id` (this runtime's id); `false` if it is not ours.
-    pub(crate) fn settle(&mut self, id: HostCallId, result: Result<Value, ErrorData>) -> bool {
+    /// `true` if host call `id` (this runtime's id) is this container's.
+    pub(crate) fn waits_for(&self, id: HostCallId) -> bool {
+        self.host_calls.contains_key(&id)
+    }
+
+    /// The host answered host call `id` (this runtime's id).
+    pub(crate) fn settle(&mut self, id: HostCallId, result: Result<Value, ErrorData>) {
         let Some(inner) = self.host_calls.remove(&id) else {
-            return false;
+            return;
         };
         if self.broken.is_none() {
             self.queue.push_back(Command::Settle { id: inner, result });
             self.start_next();
         }
-        true
     }
 
     /// Forgets call `reply`, which the serve loop answered at its deadline.

@@ -440,7 +440,8 @@ impl AbstractRuntime for Wasm {
 
     fn host_call_settled(&mut self, id: HostCallId, result: Result<Value, ErrorData>) {
         // An answer for a killed container finds no taker and is dropped.
-        if self.js.values_mut().any(|c| c.settle(id, result.clone())) {
+        if let Some(container) = self.js.values_mut().find(|c| c.waits_for(id)) {
+            container.settle(id, result);
             return;
         }
         if let Some(container) = self.containers.values().find(|c| c.waits_for(id)) {

@@ -665,18 +665,40 @@ fn bench_js_container_ready() {
     let mut rig = Rig::new();
     rig.exec_js("module.exports.f = () => 1").expect("warm-up");
     let mut times = Vec::new();
+    let all = Instant::now();
     for _ in 0..200 {
         let start = Instant::now();
         let cid = rig.exec_js("module.exports.f = () => 1").expect("exec");
         times.push(start.elapsed());
         rig.rt.kill_container(cid);
     }
+    println!(
+        "create and kill a JS container: mean {:?}",
+        all.elapsed() / 200
+    );
     times.sort();
     println!(
         "new JS container ready: p50 {:?}, p90 {:?}, min {:?}",
         times[times.len() / 2],
         times[times.len() * 9 / 10],
         times[0]
+    );
+    // And one call into a live container (runtime side only, no socket).
+    let cid = rig
+        .exec_js("module.exports.add = (a, b) => a + b")
+        .expect("exec");
+    let mut times = Vec::new();
+    for i in 0..1000 {
+        let start = Instant::now();
+        let v = rig.value(cid, "add", vec![Value::from(i), Value::from(1)]);
+        times.push(start.elapsed());
+        assert_eq!(v, Value::from(i + 1));
+    }
+    times.sort();
+    println!(
+        "call of a JS export: p50 {:?}, p90 {:?}",
+        times[times.len() / 2],
+        times[times.len() * 9 / 10]
     );
 }
 
