@@ -102,7 +102,23 @@ pub(crate) struct Done {
     pub(crate) answer: Answer,
 }
 
-type Task = Pin<Box<dyn Future<Output = (Store<Host>, Result<Done, ErrorData>)>>>;
+/// Why a dispatch produced no answer.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Nothing ran in the plugin (the request could not be encoded, or not placed in its
+    /// memory, which is at its limit): the instance is intact.
+    Refused(ErrorData),
+    /// The plugin trapped or broke the ABI: its state is not trusted again.
+    Trapped(ErrorData),
+}
+
+impl From<ErrorData> for Failure {
+    fn from(e: ErrorData) -> Self {
+        Failure::Trapped(e)
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = (Store<Host>, Result<Done, Failure>)>>>;
 
 /// The task in flight and what it was for.
 struct Running {
@@ -111,6 +127,8 @@ struct Running {
     exec: bool,
     /// The call this task started, if it is a call: a trap is that call's error.
     reply: Option<RequestId>,
+    /// The task defines globals (a refused request is that definition's error).
+    define: bool,
 }
 
 /// A live JavaScript container.
@@ -190,7 +208,7 @@ impl JsContainer {
         let task: Task = Box::pin(async move {
             let result = match request {
                 Ok(request) => create(&mut store, &pre, &request).await,
-                Err(e) => Err(e),
+                Err(e) => Err(Failure::Refused(e)),
             };
             (store, result)
         });
@@ -198,6 +216,7 @@ impl JsContainer {
             task,
             exec: true,
             reply: None,
+            define: false,
         });
         container
     }
@@ -360,7 +379,8 @@ impl JsContainer {
                 }
                 self.take_answer(running.exec, done.answer);
             }
-            Err(e) => self.trapped(&running, e),
+            Err(Failure::Trapped(e)) => self.trapped(&running, e),
+            Err(Failure::Refused(e)) => self.refused(&running, e),
         }
         self.start_next();
     }
@@ -403,6 +423,19 @@ impl JsContainer {
             GuestMessage::Uncaught { error, .. } => self.link.uncaught(self.cid, error),
             // Only the serve loop says `Ready`.
             GuestMessage::Ready { .. } => {}
+        }
+    }
+
+    /// The request could not be handed to the plugin: `e` answers what it was for.
+    fn refused(&mut self, running: &Running, e: ErrorData) {
+        if running.exec {
+            self.exec_result = Some(Err(e));
+        } else if let Some(reply) = running.reply.filter(|r| self.owed.remove(r)) {
+            self.link.reply(ReplyTo(reply), Err(e));
+        } else if running.define {
+            self.define_error.get_or_insert(e);
+        } else {
+            self.link.uncaught(self.cid, e);
         }
     }
 
@@ -452,6 +485,7 @@ impl JsContainer {
             Command::Call { reply, .. } => Some(*reply),
             _ => None,
         };
+        let define = matches!(command, Command::DefineGlobals(_));
         let request = self.encode(command);
         arm(&mut store, &self.limits);
         let task: Task = Box::pin(async move {
@@ -462,7 +496,7 @@ impl JsContainer {
                         funcs: None,
                         answer,
                     }),
-                Err(e) => Err(e),
+                Err(e) => Err(Failure::Refused(e)),
             };
             (store, result)
         });
@@ -470,6 +504,7 @@ impl JsContainer {
             task,
             exec: false,
             reply,
+            define,
         });
     }
 
@@ -525,7 +560,7 @@ pub(crate) async fn create(
     store: &mut Store<Host>,
     pre: &InstancePre<Host>,
     request: &[u8],
-) -> Result<Done, ErrorData> {
+) -> Result<Done, Failure> {
     let instance = pre
         .instantiate_async(&mut *store)
         .await
@@ -548,20 +583,26 @@ pub(crate) async fn dispatch(
     store: &mut Store<Host>,
     funcs: &Funcs,
     request: &[u8],
-) -> Result<Answer, ErrorData> {
+) -> Result<Answer, Failure> {
     let plugin = |why: String| ErrorData::internal(format!("JS plugin: {why}"));
-    let len = i32::try_from(request.len()).map_err(|_| plugin("request over 2 GiB".into()))?;
+    let len = i32::try_from(request.len()).map_err(|_| {
+        Failure::Refused(ErrorData::new(
+            ErrorKind::Limit,
+            "RangeError",
+            "a request over 2 GiB for a JS container",
+        ))
+    })?;
     let ptr = funcs
         .alloc
         .call_async(&mut *store, len)
         .await
         .map_err(errors::from_trap)?;
     if ptr == 0 {
-        return Err(ErrorData::new(
+        return Err(Failure::Refused(ErrorData::new(
             ErrorKind::Limit,
             "RangeError",
-            "the JS plugin could not allocate the request (memory limit)",
-        ));
+            format!("the JS container has no room for a request of {len} bytes (memory limit)"),
+        )));
     }
     funcs
         .memory
@@ -588,5 +629,5 @@ pub(crate) async fn dispatch(
     let body = frame
         .get(codec::HEADER_LEN..)
         .ok_or_else(|| plugin("empty answer".into()))?;
-    codec::decode_body(body).map_err(|e| plugin(format!("answer: {e}")))
+    Ok(codec::decode_body(body).map_err(|e| plugin(format!("answer: {e}")))?)
 }

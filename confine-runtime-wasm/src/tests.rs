@@ -654,6 +654,16 @@ fn js_memory_limit_is_a_catchable_error() {
     // The same again: the memory was given back to QuickJS's allocator.
     let again = rig.value(cid, "hog", vec![]);
     assert!(format!("{again:?}").contains("out of memory"), "{again:?}");
+    // A request too large for the container's memory is refused before it reaches QuickJS,
+    // which is none the worse for it.
+    let big = Value::from("x".repeat(48 << 20));
+    let e = rig.error(cid, "ok", vec![big]);
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Limit, "RangeError"),
+        "{e:?}"
+    );
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("still here"));
 }
 
 /// Time from `exec_container` to a container ready to call, for a small JavaScript source
@@ -757,4 +767,84 @@ fn bench_js_container_breakdown() {
         v.sort();
         println!("new JS container, {name}: median {:?}", v[50]);
     }
+}
+
+/// A stand-in for the JS plugin, in WAT: its first dispatch (the exec) answers `Ok`, every
+/// later one traps, as a plugin whose engine hit `unreachable` would.
+fn trapping_plugin() -> Vec<u8> {
+    let answer = confine_runtime_abstract::codec::encode(
+        &js_abi::Answer {
+            result: Ok(()),
+            abandoned: false,
+            messages: Vec::new(),
+            next_nanos: None,
+            idle: true,
+        },
+        js_abi::MAX_BYTES,
+    )
+    .unwrap();
+    let data: String = answer.iter().map(|b| format!("\\{b:02x}")).collect();
+    let wat = format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (global $calls (mut i32) (i32.const 0))
+          (data (i32.const 16) "{data}")
+          (func (export "confine_alloc") (param i32) (result i32) (i32.const 1024))
+          (func (export "confine_free") (param i32 i32))
+          (func (export "confine_js_version") (result i32) (i32.const {version}))
+          (func (export "confine_js_dispatch") (param i32 i32) (result i64)
+            (if (i32.gt_u (global.get $calls) (i32.const 0)) (then unreachable))
+            (global.set $calls (i32.const 1))
+            (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {len}))))"#,
+        version = js_abi::VERSION,
+        len = answer.len(),
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+#[test]
+fn a_trap_in_the_js_plugin_ends_that_container_with_typed_errors() {
+    let rig = Rig::new();
+    let engines = rig.rt.engines.as_ref().unwrap();
+    let module = Module::new(&engines.engine, trapping_plugin()).unwrap();
+    let pre = engines.linker.instantiate_pre(&module).unwrap();
+    let mut container = JsContainer::new(
+        &engines.engine,
+        pre,
+        7,
+        rig.link.clone(),
+        options::Limits::default(),
+        &Source::text("", "t.js"),
+        &Value::Null,
+        &[],
+        None,
+    );
+    while container.runnable() {
+        container.step(&engines.ticker);
+    }
+    assert_eq!(container.exec_result(), Some(&Ok(())));
+    container.call("f", vec![], ReplyTo(1));
+    container.call("g", vec![], ReplyTo(2));
+    while container.runnable() {
+        container.step(&engines.ticker);
+    }
+    // The call that trapped gets the trap; the one queued behind it, and any later one, the
+    // container's end.
+    container.call("h", vec![], ReplyTo(3));
+    let replies: Vec<(u64, ErrorData)> = rig
+        .link
+        .take_outgoing()
+        .into_iter()
+        .filter_map(|m| match m {
+            GuestMessage::Response { id, result: Err(e) } => Some((id, e)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert_eq!(replies[0].0, 1);
+    assert_eq!(replies[0].1.name, "RuntimeError", "{replies:?}");
+    for (_, e) in &replies[1..] {
+        assert!(e.message.contains("runs no more code"), "{e:?}");
+    }
+    assert!(container.is_idle());
 }
