@@ -489,6 +489,9 @@ impl AbstractRuntime for Wasm {
     fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {
         match self.js.get_mut(&cid) {
             Some(container) => container.set_deadline(deadline),
+            // Module containers run under their own `timeLimitMs` only.
+            None if self.containers.contains_key(&cid) => {}
+            // A container `exec_container` is about to create.
             None => self.upcoming = deadline.map(|d| (cid, d)),
         }
     }
