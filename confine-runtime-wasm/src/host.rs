@@ -94,11 +94,12 @@ pub(crate) struct Host {
 impl ResourceLimiter for Host {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory && self.soft_memory {
+        // `current == 0` is instantiation itself, where no allocator could report it.
+        if desired > self.max_memory && self.soft_memory && current > 0 {
             return Ok(false);
         }
         if desired > self.max_memory {

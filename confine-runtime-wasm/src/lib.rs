@@ -16,7 +16,9 @@
 //! exists (`build.rs`; `CONFINE_JS_PLUGIN` names another file). A guest built without it
 //! runs WASI modules only and answers a JavaScript source with an
 //! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. It is
-//! compiled once per guest, on the first JavaScript container.
+//! compiled on the first JavaScript container, or loaded from the cache of compiled code
+//! (`cache.rs`), once per guest; from then on, `run_pending` keeps one instance made ahead
+//! (when it has nothing else to run) for the next container.
 //!
 //! Options `timeLimitMs` and `memoryLimitBytes` (below) apply to JavaScript containers too:
 //! the time limit reaches QuickJS's interrupt handler (a `TimeoutError` that leaves the
@@ -114,7 +116,7 @@ use confine_runtime_abstract::{
 };
 use container::Container;
 use host::Host;
-use js::JsContainer;
+use js::{JsContainer, Spare, Start};
 use options::Limits;
 use std::{
     collections::BTreeMap,
@@ -154,6 +156,10 @@ pub struct Wasm {
     js_pre: Option<InstancePre<Host>>,
     /// The plugin's precompiled code from the disk cache, read in `init`.
     js_cached: Option<cache::Cached>,
+    /// A plugin instance made ahead of time for the next JS container.
+    js_spare: Option<Spare>,
+    /// Making a spare failed once; not tried again.
+    js_spare_failed: bool,
     /// A deadline set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
 }
@@ -329,10 +335,17 @@ impl AbstractRuntime for Wasm {
                 .take()
                 .filter(|&(c, _)| c == cid)
                 .map(|(_, d)| d);
-            let pre = js_pre(&mut self.js_pre, &mut self.js_cached, engines)?.clone();
+            let start = match self.js_spare.take() {
+                Some(spare) if spare.fits(&limits) => Start::Spare(spare),
+                kept => {
+                    // Too large for this container's memory limit: kept for the next one.
+                    self.js_spare = kept;
+                    Start::Fresh(js_pre(&mut self.js_pre, &mut self.js_cached, engines)?.clone())
+                }
+            };
             let mut container = JsContainer::new(
                 &engines.engine,
-                pre,
+                start,
                 cid,
                 link,
                 limits,
@@ -480,10 +493,18 @@ impl AbstractRuntime for Wasm {
         }
         // A container that yielded on a tick wants to go on right after the loop's turn.
         if busy {
-            Some(Instant::now())
-        } else {
-            next
+            return Some(Instant::now());
         }
+        // Nothing to run: once JavaScript is in use, prepare the next container's instance.
+        if self.js_spare.is_none() && !self.js_spare_failed {
+            if let Some(pre) = &self.js_pre {
+                match Spare::new(&engines.engine, pre, &engines.ticker) {
+                    Ok(spare) => self.js_spare = Some(spare),
+                    Err(_) => self.js_spare_failed = true,
+                }
+            }
+        }
+        next
     }
 
     fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {

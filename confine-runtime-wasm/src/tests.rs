@@ -681,6 +681,8 @@ fn bench_js_container_ready() {
         let cid = rig.exec_js("module.exports.f = () => 1").expect("exec");
         times.push(start.elapsed());
         rig.rt.kill_container(cid);
+        // The serve loop's turn, where the runtime prepares the next container's instance.
+        rig.rt.run_pending(Instant::now());
     }
     println!(
         "create and kill a JS container: mean {:?}",
@@ -810,7 +812,7 @@ fn a_trap_in_the_js_plugin_ends_that_container_with_typed_errors() {
     let pre = engines.linker.instantiate_pre(&module).unwrap();
     let mut container = JsContainer::new(
         &engines.engine,
-        pre,
+        js::Start::Fresh(pre),
         7,
         rig.link.clone(),
         options::Limits::default(),
@@ -847,4 +849,35 @@ fn a_trap_in_the_js_plugin_ends_that_container_with_typed_errors() {
         assert!(e.message.contains("runs no more code"), "{e:?}");
     }
     assert!(container.is_idle());
+}
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_containers_start_on_an_instance_made_ahead() {
+    let mut rig = Rig::new();
+    let a = rig
+        .exec_js("globalThis.x = 1; module.exports.x = () => x;")
+        .expect("exec");
+    assert!(rig.rt.js_spare.is_none());
+    rig.rt.run_pending(Instant::now());
+    assert!(rig.rt.js_spare.is_some(), "a spare after the loop's turn");
+    let b = rig
+        .exec_js("module.exports.x = () => typeof x;")
+        .expect("exec");
+    assert!(rig.rt.js_spare.is_none(), "the spare was used");
+    assert_eq!(rig.value(a, "x", vec![]), Value::from(1));
+    assert_eq!(rig.value(b, "x", vec![]), Value::from("undefined"));
+    // A memory limit below the plugin's initial memory: the spare does not fit (and stays
+    // for the next container); instantiating under the limit fails with a typed error.
+    rig.rt.run_pending(Instant::now());
+    let tiny = Value::from_iter([("memoryLimitBytes".to_owned(), Value::from(64 << 10))]);
+    let e = rig
+        .exec_js_with("module.exports.f = () => 1", tiny)
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.name.as_str()),
+        (ErrorKind::Limit, "RangeError"),
+        "{e:?}"
+    );
+    assert!(rig.rt.js_spare.is_some());
 }
