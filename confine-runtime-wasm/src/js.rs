@@ -17,8 +17,13 @@
 //!
 //! A trap inside the plugin (wasm stack exhausted, the epoch backstop of a time limit, an
 //! allocation failure in Rust code) unwinds QuickJS without running its cleanup, so the
-//! instance is not trusted again: the request that trapped gets the trap as its error, every
-//! other open call gets [`broken`]'s error, and so does every later request.
+//! instance is not trusted again: the request that trapped gets the trap as its error; every
+//! other open call, and every later request, an error that says the container's engine
+//! stopped. A request that cannot even be placed in the instance's memory (over its memory
+//! limit) is refused with a `RangeError` instead, and the container carries on.
+//!
+//! A new container normally starts on a [`Spare`]: an instance the runtime made ahead of
+//! time, so that creating the container costs only the plugin's work for it.
 
 use crate::{
     errors,
@@ -43,7 +48,7 @@ use std::{
 use wasmtime::{Engine, Instance, InstancePre, Memory, Store, TypedFunc};
 
 /// How much later than a container's own time limit the epoch backstop stops the instance:
-/// QuickJS's interrupt handler normally stops script code first, with a catchable-free but
+/// QuickJS's interrupt handler normally stops script code first, with an uncatchable but
 /// clean `TimeoutError` that leaves the container usable; the backstop only catches code
 /// stuck where QuickJS does not check (a long native builtin).
 const BACKSTOP_GRACE: Duration = Duration::from_millis(250);
