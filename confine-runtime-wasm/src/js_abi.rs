@@ -10,6 +10,8 @@
 //! * `confine_alloc(len: i32) -> i32`: a buffer of `len` bytes the runtime fills;
 //! * `confine_free(ptr: i32, len: i32)`: frees a buffer the plugin returned;
 //! * `confine_js_version() -> i32`: [`VERSION`];
+//! * `confine_js_prefault(len: i32)`: makes `len` bytes of heap resident (allocated, written,
+//!   freed), for an instance made ahead of time;
 //! * `confine_js_dispatch(ptr: i32, len: i32) -> i64`: takes a [`Request`] (one protocol
 //!   frame: bincode, in a buffer from `confine_alloc`, which the plugin owns from then on),
 //!   sets the request's deadline, runs its command **and then the container's pending work**
@@ -34,6 +36,8 @@ pub const VERSION: i32 = 1;
 pub const DISPATCH: &str = "confine_js_dispatch";
 /// See the module docs.
 pub const VERSION_EXPORT: &str = "confine_js_version";
+/// See the module docs.
+pub const PREFAULT: &str = "confine_js_prefault";
 
 /// A wall-time limit, as the time left and the limit it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

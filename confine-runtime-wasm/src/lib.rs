@@ -157,7 +157,7 @@ pub struct Wasm {
     /// The plugin's precompiled code from the disk cache, read in `init`.
     js_cached: Option<cache::Cached>,
     /// A plugin instance made ahead of time for the next JS container.
-    js_spare: Option<Spare>,
+    js_spare: Option<Box<Spare>>,
     /// Making a spare failed once; not tried again.
     js_spare_failed: bool,
     /// A deadline set for a container that `exec_container` is about to create.
@@ -499,7 +499,7 @@ impl AbstractRuntime for Wasm {
         if self.js_spare.is_none() && !self.js_spare_failed {
             if let Some(pre) = &self.js_pre {
                 match Spare::new(&engines.engine, pre, &engines.ticker) {
-                    Ok(spare) => self.js_spare = Some(spare),
+                    Ok(spare) => self.js_spare = Some(Box::new(spare)),
                     Err(_) => self.js_spare_failed = true,
                 }
             }
