@@ -468,6 +468,12 @@ impl JsContainer {
             return;
         };
         self.store = Some(store);
+        // What the plugin said last before a trap: a Rust panic's message (the plugin aborts
+        // on panic), which the trap itself (`unreachable`) does not carry.
+        let said = match &result {
+            Err(Failure::Trapped(_)) => last_words(&lock(&self.io).stderr),
+            _ => None,
+        };
         self.forward_output(true);
         match result {
             Ok(done) => {
@@ -476,7 +482,12 @@ impl JsContainer {
                 }
                 self.take_answer(running.exec, done.answer);
             }
-            Err(Failure::Trapped(e)) => self.trapped(&running, e),
+            Err(Failure::Trapped(mut e)) => {
+                if let Some(said) = said {
+                    e.message = format!("{} (the plugin wrote: {said})", e.message);
+                }
+                self.trapped(&running, e)
+            }
             Err(Failure::Refused(e)) => self.refused(&running, e),
         }
         self.start_next();
@@ -643,6 +654,20 @@ impl JsContainer {
             self.link.log(self.cid, LogLevel::Error, line);
         }
     }
+}
+
+/// The last line or so of `stderr` (at most 500 bytes), if there is any.
+fn last_words(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let start = text.len().saturating_sub(500);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    Some(text[start..].replace('\n', " / "))
 }
 
 /// Applies the limits for the next dispatch: the epoch backstop, memory and output.

@@ -772,7 +772,7 @@ fn bench_js_container_breakdown() {
 }
 
 /// A stand-in for the JS plugin, in WAT: its first dispatch (the exec) answers `Ok`, every
-/// later one traps, as a plugin whose engine hit `unreachable` would.
+/// later one writes a panic message to stderr and traps, as the plugin does when it panics.
 fn trapping_plugin() -> Vec<u8> {
     let answer = confine_runtime_abstract::codec::encode(
         &js_abi::Answer {
@@ -788,14 +788,22 @@ fn trapping_plugin() -> Vec<u8> {
     let data: String = answer.iter().map(|b| format!("\\{b:02x}")).collect();
     let wat = format!(
         r#"(module
+          (import "wasi_snapshot_preview1" "fd_write"
+            (func $fd_write (param i32 i32 i32 i32) (result i32)))
           (memory (export "memory") 1)
           (global $calls (mut i32) (i32.const 0))
           (data (i32.const 16) "{data}")
+          (data (i32.const 512) "panicked at 'boom'\n")
           (func (export "confine_alloc") (param i32) (result i32) (i32.const 1024))
           (func (export "confine_free") (param i32 i32))
           (func (export "confine_js_version") (result i32) (i32.const {version}))
           (func (export "confine_js_dispatch") (param i32 i32) (result i64)
-            (if (i32.gt_u (global.get $calls) (i32.const 0)) (then unreachable))
+            (if (i32.gt_u (global.get $calls) (i32.const 0))
+              (then
+                (i32.store (i32.const 600) (i32.const 512))
+                (i32.store (i32.const 604) (i32.const 19))
+                (drop (call $fd_write (i32.const 2) (i32.const 600) (i32.const 1) (i32.const 608)))
+                unreachable))
             (global.set $calls (i32.const 1))
             (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {len}))))"#,
         version = js_abi::VERSION,
@@ -845,6 +853,10 @@ fn a_trap_in_the_js_plugin_ends_that_container_with_typed_errors() {
     assert_eq!(replies.len(), 3, "{replies:?}");
     assert_eq!(replies[0].0, 1);
     assert_eq!(replies[0].1.name, "RuntimeError", "{replies:?}");
+    assert!(
+        replies[0].1.message.contains("panicked at 'boom'"),
+        "{replies:?}"
+    );
     for (_, e) in &replies[1..] {
         assert!(e.message.contains("runs no more code"), "{e:?}");
     }
