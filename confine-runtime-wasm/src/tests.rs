@@ -893,3 +893,30 @@ fn js_containers_start_on_an_instance_made_ahead() {
     );
     assert!(rig.rt.js_spare.is_some());
 }
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_request_deadline_stops_script_code_and_the_container_carries_on() {
+    let mut rig = Rig::new();
+    let cid = rig
+        .exec_js("module.exports.spin = () => { for (;;) {} };\nmodule.exports.ok = () => 'ok';")
+        .expect("exec");
+    let limit = Duration::from_millis(50);
+    rig.rt.set_deadline(
+        cid,
+        Some(Deadline {
+            at: Instant::now() + limit,
+            limit,
+        }),
+    );
+    let start = Instant::now();
+    let e = rig.error(cid, "spin", vec![]);
+    assert_eq!(e.kind, ErrorKind::Limit, "{e:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    rig.rt.set_deadline(cid, None);
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("ok"));
+}
