@@ -160,6 +160,8 @@ pub struct Wasm {
     js_spare: Option<Box<Spare>>,
     /// Making a spare failed once; not tried again.
     js_spare_failed: bool,
+    /// The spare is made in the serve loop's next turn (see `run_pending`).
+    spare_due: bool,
     /// A deadline set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
 }
@@ -495,13 +497,17 @@ impl AbstractRuntime for Wasm {
         if busy {
             return Some(Instant::now());
         }
-        // Nothing to run: once JavaScript is in use, prepare the next container's instance.
-        if self.js_spare.is_none() && !self.js_spare_failed {
-            if let Some(pre) = &self.js_pre {
-                match Spare::new(&engines.engine, pre, &engines.ticker) {
-                    Ok(spare) => self.js_spare = Some(Box::new(spare)),
-                    Err(_) => self.js_spare_failed = true,
-                }
+        // Once JavaScript is in use, prepare the next container's instance. Not in this turn:
+        // the serve loop sends this turn's replies (the new container's, say) only when this
+        // returns; in the next one, asked for at once, which comes after they are out.
+        if let (None, false, Some(pre)) = (&self.js_spare, self.js_spare_failed, &self.js_pre) {
+            if !std::mem::replace(&mut self.spare_due, true) {
+                return Some(Instant::now());
+            }
+            self.spare_due = false;
+            match Spare::new(&engines.engine, pre, &engines.ticker) {
+                Ok(spare) => self.js_spare = Some(Box::new(spare)),
+                Err(_) => self.js_spare_failed = true,
             }
         }
         next

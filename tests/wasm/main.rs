@@ -213,3 +213,42 @@ async fn javascript_runs_in_quickjs_in_wasm() {
     let v: serde_json::Value = sb.call(a, "probe", ()).await.unwrap();
     assert_eq!(v[3], 41);
 }
+
+/// A new JavaScript container's time to ready through the host (request, guest, reply), for
+/// the `wasm` runtime and, for comparison, the native `quickjs` runtime. Prints medians; run
+/// with `cargo test --release -p confine-tests --test wasm -- --ignored --nocapture` after
+/// building the release guests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly with --release"]
+async fn bench_js_container_ready_through_the_host() {
+    for runtime in ["wasm", "quickjs"] {
+        let sb = Sandbox::builder()
+            .runtime(runtime)
+            .no_sandbox(true)
+            .build()
+            .await
+            .unwrap();
+        // Warm-up: the wasm runtime compiles (or loads) the plugin on its first container.
+        let first = sb
+            .exec_container(ContainerSource::code("module.exports.f = () => 1"))
+            .await
+            .unwrap();
+        sb.kill_container(first).await.unwrap();
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            let cid = sb
+                .exec_container(ContainerSource::code("module.exports.f = () => 1"))
+                .await
+                .unwrap();
+            times.push(start.elapsed());
+            sb.kill_container(cid).await.unwrap();
+        }
+        times.sort();
+        println!(
+            "{runtime}: new JS container ready through the host: p50 {:?}, p90 {:?}",
+            times[times.len() / 2],
+            times[times.len() * 9 / 10]
+        );
+    }
+}
