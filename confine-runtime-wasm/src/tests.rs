@@ -926,3 +926,14 @@ fn js_request_deadline_stops_script_code_and_the_container_carries_on() {
     rig.rt.set_deadline(cid, None);
     assert_eq!(rig.value(cid, "ok", vec![]), Value::from("ok"));
 }
+
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_a_time_limit_of_centuries_is_no_limit() {
+    let mut rig = Rig::new();
+    let options = Value::from_iter([("timeLimitMs".to_owned(), Value::from(9.0e15))]);
+    let cid = rig
+        .exec_js_with("module.exports.f = () => 1", options)
+        .expect("exec");
+    assert_eq!(rig.value(cid, "f", vec![]), Value::from(1));
+}

@@ -132,9 +132,12 @@ fn decode(frame: &[u8]) -> Result<Request, ErrorData> {
         })
 }
 
+/// The deadline `r` describes, on this instance's clock; none if it is beyond the clock's
+/// range (a limit of centuries).
 fn deadline(r: Option<Remaining>) -> Option<confine_runtime_abstract::Deadline> {
-    r.map(|r| confine_runtime_abstract::Deadline {
-        at: Instant::now() + Duration::from_nanos(r.nanos),
+    let r = r?;
+    Some(confine_runtime_abstract::Deadline {
+        at: Instant::now().checked_add(Duration::from_nanos(r.nanos))?,
         limit: Duration::from_nanos(r.limit_nanos),
     })
 }
