@@ -85,27 +85,7 @@ impl Container {
         limits: Limits,
     ) -> Self {
         let io = Arc::new(Mutex::new(Io::default()));
-        let mut store = Store::new(
-            engine,
-            Host {
-                io: io.clone(),
-                deadline: None,
-                max_memory: limits.memory,
-                max_table: limits.table,
-                result: Vec::new(),
-                started: Instant::now(),
-                max_output: limits.output,
-            },
-        );
-        store.limiter(|host| host);
-        store.epoch_deadline_callback(|ctx| {
-            if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
-                Err(wasmtime::Error::new(crate::host::Stop::TimeLimit))
-            } else {
-                // Give the serve loop a turn, then carry on for another tick.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let mut store = new_store(engine, io.clone(), &limits);
         arm(&mut store, &limits);
         let task: Task = Box::pin(async move {
             let result = start(&mut store, &pre).await;
@@ -286,8 +266,36 @@ impl Container {
     }
 }
 
+/// A container's store: its [`Host`] data, the memory limiter, and the epoch callback that
+/// stops a task at its deadline or yields to the serve loop.
+pub(crate) fn new_store(engine: &Engine, io: Arc<Mutex<Io>>, limits: &Limits) -> Store<Host> {
+    let mut store = Store::new(
+        engine,
+        Host {
+            io,
+            deadline: None,
+            max_memory: limits.memory,
+            soft_memory: false,
+            max_table: limits.table,
+            result: Vec::new(),
+            started: Instant::now(),
+            max_output: limits.output,
+        },
+    );
+    store.limiter(|host| host);
+    store.epoch_deadline_callback(|ctx| {
+        if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
+            Err(wasmtime::Error::new(crate::host::Stop::TimeLimit))
+        } else {
+            // Give the serve loop a turn, then carry on for another tick.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
 /// Applies the limits for the next task: deadline, memory, output.
-fn arm(store: &mut Store<Host>, limits: &Limits) {
+pub(crate) fn arm(store: &mut Store<Host>, limits: &Limits) {
     let host = store.data_mut();
     host.deadline = limits.time.map(|t| Instant::now() + t);
     host.max_memory = limits.memory;
@@ -298,7 +306,7 @@ fn arm(store: &mut Store<Host>, limits: &Limits) {
 }
 
 /// Splits complete lines off `buf` (all of it when `all`), lossily decoded.
-fn take_lines(buf: &mut Vec<u8>, all: bool) -> Vec<String> {
+pub(crate) fn take_lines(buf: &mut Vec<u8>, all: bool) -> Vec<String> {
     let end = if all {
         buf.len()
     } else {

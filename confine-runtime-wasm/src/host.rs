@@ -77,6 +77,10 @@ pub(crate) struct Host {
     pub(crate) deadline: Option<Instant>,
     /// Linear memory limit in bytes.
     pub(crate) max_memory: usize,
+    /// Growing past the limit fails the `memory.grow` (the module's allocator sees an
+    /// ordinary out-of-memory) instead of stopping the call: for the JS plugin, whose QuickJS
+    /// turns a failed allocation into a JS error.
+    pub(crate) soft_memory: bool,
     /// Table limit in elements.
     pub(crate) max_table: usize,
     /// The encoded answer of the last host call, until `confine.result` copies it.
@@ -90,10 +94,14 @@ pub(crate) struct Host {
 impl ResourceLimiter for Host {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // `current == 0` is instantiation itself, where no allocator could report it.
+        if desired > self.max_memory && self.soft_memory && current > 0 {
+            return Ok(false);
+        }
         if desired > self.max_memory {
             // An error (not `Ok(false)`) so the call stops with a typed limit error instead
             // of the module's allocator aborting with an anonymous trap.

@@ -1,7 +1,33 @@
 //! confine's WebAssembly runtime: [`Wasm`] runs WASI (preview 1) modules as containers, on
-//! [wasmtime] with Cranelift.
+//! [wasmtime] with Cranelift, and JavaScript containers in QuickJS compiled to WebAssembly.
 //!
-//! # Containers
+//! # JavaScript containers
+//!
+//! A container whose source is text is JavaScript. It runs in an instance of the *JS plugin*
+//! (`js-plugin/`): confine's own QuickJS runtime (`confine-runtime-quickjs`, the same rquickjs
+//! and QuickJS release as the `quickjs` runtime) compiled to `wasm32-wasip1`, one instance per
+//! container. Script code therefore sees exactly the `quickjs` runtime's behaviour (CommonJS
+//! and ES modules, async exports, host globals as promises, timers, console, refused imports,
+//! typed errors), with WebAssembly's memory isolation around the engine. `js.rs` describes
+//! how requests reach the plugin (a private ABI, `js_abi.rs`).
+//!
+//! The plugin is built by `cargo xtask wasm-plugin` (offline, Debian's clang-16 and
+//! wasi-libc) into `target/wasm-js/`, and embedded into this crate at build time when it
+//! exists (`build.rs`; `CONFINE_JS_PLUGIN` names another file). A guest built without it
+//! runs WASI modules only and answers a JavaScript source with an
+//! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. It is
+//! compiled on the first JavaScript container, or loaded from the cache of compiled code
+//! (`cache.rs`), once per guest; from then on, `run_pending` keeps one instance made ahead
+//! (when it has nothing else to run) for the next container.
+//!
+//! Options `timeLimitMs` and `memoryLimitBytes` (below) apply to JavaScript containers too:
+//! the time limit reaches QuickJS's interrupt handler (a `TimeoutError` that leaves the
+//! container usable, like the serve loop's request deadlines), and linear memory growth
+//! past the limit fails the allocation inside QuickJS, which throws a JS error. A trap inside
+//! the plugin (a stack overflow QuickJS did not catch, the epoch backstop) stops that
+//! container for good; its calls fail with the trap's error.
+//!
+//! # WebAssembly containers
 //!
 //! A container's source is a module in the binary format
 //! ([`confine_runtime_abstract::protocol::Source::binary`]; the host's
@@ -73,20 +99,24 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod cache;
 mod container;
 mod errors;
 mod host;
+mod js;
+mod js_abi;
 mod options;
 mod ticker;
 mod wasi;
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, RuntimeInfo,
-    Value,
+    AbstractRuntime, ContainerId, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo,
+    RuntimeInfo, Value,
 };
 use container::Container;
 use host::Host;
+use js::{JsContainer, Spare, Start};
 use options::Limits;
 use std::{
     collections::BTreeMap,
@@ -94,7 +124,7 @@ use std::{
     time::{Duration, Instant},
 };
 use ticker::Ticker;
-use wasmtime::{Config, Engine, Linker, Module};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
 /// The wasmtime release this crate is built on.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -119,7 +149,60 @@ pub struct Wasm {
     link: Option<Link>,
     engines: Option<Engines>,
     containers: BTreeMap<ContainerId, Container>,
+    /// JavaScript containers (plugin instances).
+    js: BTreeMap<ContainerId, JsContainer>,
     compiled: Compiled,
+    /// The JS plugin, compiled and linked once per guest.
+    js_pre: Option<InstancePre<Host>>,
+    /// The plugin's precompiled code from the disk cache, read in `init`.
+    js_cached: Option<cache::Cached>,
+    /// A plugin instance made ahead of time for the next JS container.
+    js_spare: Option<Box<Spare>>,
+    /// Making a spare failed once; not tried again.
+    js_spare_failed: bool,
+    /// The spare is made in the serve loop's next turn (see `run_pending`).
+    spare_due: bool,
+    /// A deadline set for a container that `exec_container` is about to create.
+    upcoming: Option<(ContainerId, Deadline)>,
+}
+
+/// The JS plugin built into this guest, if it was built (see `build.rs`).
+#[cfg(confine_js_plugin)]
+const JS_PLUGIN: Option<&[u8]> = Some(include_bytes!(env!("CONFINE_JS_PLUGIN_PATH")));
+#[cfg(not(confine_js_plugin))]
+const JS_PLUGIN: Option<&[u8]> = None;
+/// Its hash (`build.rs`), the cache key of its compiled code.
+#[cfg(confine_js_plugin)]
+const JS_PLUGIN_HASH: &str = env!("CONFINE_JS_PLUGIN_HASH");
+#[cfg(not(confine_js_plugin))]
+const JS_PLUGIN_HASH: &str = "";
+
+/// Compiles and links the JS plugin on first use.
+fn js_pre<'a>(
+    slot: &'a mut Option<InstancePre<Host>>,
+    cached: &mut Option<cache::Cached>,
+    engines: &Engines,
+) -> Result<&'a InstancePre<Host>, ErrorData> {
+    if let Some(pre) = slot {
+        return Ok(pre);
+    }
+    let Some(bytes) = JS_PLUGIN else {
+        return Err(ErrorData::new(
+            ErrorKind::Unsupported,
+            "TypeError",
+            "the wasm runtime runs JavaScript in its QuickJS plugin, which was not built into \
+             this guest: run `cargo xtask wasm-plugin`, then rebuild",
+        ));
+    };
+    let module = cached
+        .get_or_insert_with(|| cache::Cached::load(&engines.engine, JS_PLUGIN_HASH))
+        .module(&engines.engine, bytes)
+        .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))?;
+    let mut linker = engines.linker.clone();
+    let pre = wasi::stub_missing(&mut linker, &module)
+        .and_then(|()| linker.instantiate_pre(&module))
+        .map_err(|e| ErrorData::internal(format!("linking the JS plugin: {e:#}")))?;
+    Ok(slot.insert(pre))
 }
 
 /// How many compiled modules a guest keeps for reuse.
@@ -190,8 +273,18 @@ fn config() -> Config {
     // anonymous file is a way to executable memory). Data segments are copied instead: slower
     // instantiation for modules with large data, until images come from precompiled files.
     config.memory_init_cow(false);
+    // Native stack for wasm code. QuickJS in the JS plugin checks its own (shadow) stack
+    // budget, 512 KiB, to throw a catchable `RangeError` on deep recursion; each JS call also
+    // takes native stack for the interpreter's wasm frame, several times what it takes of the
+    // shadow stack, so the native limit must be well above the budget for QuickJS's check to
+    // come first. The fiber a task runs on needs room for the host's frames on top.
+    config.max_wasm_stack(WASM_STACK);
+    config.async_stack_size(WASM_STACK + (1 << 20));
     config
 }
+
+/// Native stack wasm code may use (see `config`).
+const WASM_STACK: usize = 4 << 20;
 
 impl AbstractRuntime for Wasm {
     fn info(&self) -> RuntimeInfo {
@@ -211,6 +304,8 @@ impl AbstractRuntime for Wasm {
         // Started now, before the guest's final lockdown, which may forbid new threads.
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| ErrorData::internal(format!("epoch ticker thread: {e}")))?;
+        // Read now: a sandboxed guest can read no file after its lockdown.
+        self.js_cached = JS_PLUGIN.map(|_| cache::Cached::load(&engine, JS_PLUGIN_HASH));
         self.engines = Some(Engines {
             engine,
             linker,
@@ -225,26 +320,53 @@ impl AbstractRuntime for Wasm {
         cid: ContainerId,
         source: &Source,
         options: &Value,
-        _globals: &[GlobalDef],
+        globals: &[GlobalDef],
     ) -> Result<(), ErrorData> {
         let (Some(link), Some(engines)) = (self.link.clone(), self.engines.as_ref()) else {
             return Err(ErrorData::internal("the runtime was not initialised"));
         };
-        if self.containers.contains_key(&cid) {
+        if self.containers.contains_key(&cid) || self.js.contains_key(&cid) {
             return Err(ErrorData::invalid(format!(
                 "container {cid} already exists"
             )));
         }
         let Some(bytes) = &source.binary else {
-            return Err(ErrorData::new(
-                ErrorKind::Unsupported,
-                "TypeError",
-                format!(
-                    "`{}` is source text; the wasm runtime runs WebAssembly modules (binary \
-                     format) only, for now",
-                    source.name
-                ),
-            ));
+            let limits = Limits::from_options(options)?;
+            let deadline = self
+                .upcoming
+                .take()
+                .filter(|&(c, _)| c == cid)
+                .map(|(_, d)| d);
+            let start = match self.js_spare.take() {
+                Some(spare) if spare.fits(&limits) => Start::Spare(spare),
+                kept => {
+                    // Too large for this container's memory limit: kept for the next one.
+                    self.js_spare = kept;
+                    Start::Fresh(js_pre(&mut self.js_pre, &mut self.js_cached, engines)?.clone())
+                }
+            };
+            let mut container = JsContainer::new(
+                &engines.engine,
+                start,
+                cid,
+                link,
+                limits,
+                source,
+                options,
+                globals,
+                deadline,
+            );
+            while container.runnable() {
+                container.step(&engines.ticker);
+            }
+            return match container.exec_result() {
+                Some(Ok(())) => {
+                    self.js.insert(cid, container);
+                    Ok(())
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(ErrorData::internal("the JS container did not start")),
+            };
         };
         let limits = Limits::from_options(options)?;
         let module = self
@@ -281,6 +403,10 @@ impl AbstractRuntime for Wasm {
     }
 
     fn config_container(&mut self, cid: ContainerId, options: &Value) -> Result<(), ErrorData> {
+        if let Some(container) = self.js.get_mut(&cid) {
+            container.set_limits(Limits::from_options(options)?);
+            return Ok(());
+        }
         let container = self
             .containers
             .get_mut(&cid)
@@ -290,6 +416,9 @@ impl AbstractRuntime for Wasm {
     }
 
     fn call(&mut self, cid: ContainerId, export: &str, args: Vec<Value>, reply: ReplyTo) {
+        if let Some(container) = self.js.get_mut(&cid) {
+            return container.call(export, args, reply);
+        }
         match self.containers.get_mut(&cid) {
             Some(container) => container.call(export, args, reply),
             None => {
@@ -301,25 +430,41 @@ impl AbstractRuntime for Wasm {
     }
 
     fn kill_container(&mut self, cid: ContainerId) {
+        if let Some(mut container) = self.js.remove(&cid) {
+            container.kill();
+        }
         if let Some(mut container) = self.containers.remove(&cid) {
             container.kill();
         }
     }
 
-    fn define_globals(&mut self, _globals: &[GlobalDef]) -> Result<(), ErrorData> {
+    fn define_globals(&mut self, globals: &[GlobalDef]) -> Result<(), ErrorData> {
         // Modules reach host functions by path through `confine.call_host`; the host checks
-        // the path. There is nothing to install in an instance.
-        Ok(())
+        // the path. There is nothing to install in their instances, only in JS containers.
+        let Some(engines) = self.engines.as_ref() else {
+            return Ok(());
+        };
+        let mut first_error = None;
+        for container in self.js.values_mut() {
+            if let Err(e) = container.define_globals(globals, &engines.ticker) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn host_call_settled(&mut self, id: HostCallId, result: Result<Value, ErrorData>) {
         // An answer for a killed container finds no taker and is dropped.
+        if let Some(container) = self.js.values_mut().find(|c| c.waits_for(id)) {
+            container.settle(id, result);
+            return;
+        }
         if let Some(container) = self.containers.values().find(|c| c.waits_for(id)) {
             container.settle(result);
         }
     }
 
-    fn run_pending(&mut self, _now: Instant) -> Option<Instant> {
+    fn run_pending(&mut self, now: Instant) -> Option<Instant> {
         let engines = self.engines.as_ref()?;
         let mut busy = false;
         for container in self.containers.values_mut() {
@@ -332,12 +477,61 @@ impl AbstractRuntime for Wasm {
             }
             busy |= container.runnable();
         }
+        let mut next: Option<Instant> = None;
+        for container in self.js.values_mut() {
+            container.due(now);
+            let start = Instant::now();
+            while container.runnable() {
+                container.step(&engines.ticker);
+                if start.elapsed() >= SLICE {
+                    break;
+                }
+            }
+            busy |= container.runnable();
+            next = match (next, container.next()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         // A container that yielded on a tick wants to go on right after the loop's turn.
-        busy.then(Instant::now)
+        if busy {
+            return Some(Instant::now());
+        }
+        // Once JavaScript is in use, prepare the next container's instance. Not in this turn:
+        // the serve loop sends this turn's replies (the new container's, say) only when this
+        // returns; in the next one, asked for at once, which comes after they are out.
+        if let (None, false, Some(pre)) = (&self.js_spare, self.js_spare_failed, &self.js_pre) {
+            if !std::mem::replace(&mut self.spare_due, true) {
+                return Some(Instant::now());
+            }
+            self.spare_due = false;
+            match Spare::new(&engines.engine, pre, &engines.ticker) {
+                Ok(spare) => self.js_spare = Some(Box::new(spare)),
+                Err(_) => self.js_spare_failed = true,
+            }
+        }
+        next
+    }
+
+    fn set_deadline(&mut self, cid: ContainerId, deadline: Option<Deadline>) {
+        match self.js.get_mut(&cid) {
+            Some(container) => container.set_deadline(deadline),
+            // Module containers run under their own `timeLimitMs` only.
+            None if self.containers.contains_key(&cid) => {}
+            // A container `exec_container` is about to create.
+            None => self.upcoming = deadline.map(|d| (cid, d)),
+        }
+    }
+
+    fn abandon_reply(&mut self, cid: ContainerId, reply: ReplyTo) -> bool {
+        self.js.get_mut(&cid).is_some_and(|c| c.abandon(reply))
     }
 
     fn is_idle(&self, cid: ContainerId) -> bool {
-        self.containers.get(&cid).is_none_or(Container::is_idle)
+        match self.js.get(&cid) {
+            Some(container) => container.is_idle(),
+            None => self.containers.get(&cid).is_none_or(Container::is_idle),
+        }
     }
 }
 

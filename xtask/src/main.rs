@@ -95,6 +95,9 @@ fn lint() -> Result<(), String> {
 }
 
 fn test(args: &[String]) -> Result<(), String> {
+    // First, so the wasm runtime (and its guest executable) embeds it, and clippy checks the
+    // same build the tests use.
+    wasm_plugin()?;
     lint()?;
     macos_check()?;
     // The tests find guests beside their own executables (target/debug), so the guest
@@ -103,7 +106,6 @@ fn test(args: &[String]) -> Result<(), String> {
     build.args(["build", "--workspace", "--bins"]);
     run("build guest executables", build)?;
     wasm_guest()?;
-    wasm_plugin()?;
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     test.args(args);
@@ -357,9 +359,11 @@ fn wasm_plugin() -> Result<(), String> {
             .map_err(|e| format!("{e}\n(`apt-get update` first if the package lists are stale)"))?;
     }
     let root = env!("CARGO_MANIFEST_DIR").trim_end_matches("/xtask");
+    let quickjs = patched_quickjs_sys(root)?;
     let mut build = cargo();
     build.args([
         "build",
+        "--offline",
         "--release",
         "--target",
         WASM_TARGET,
@@ -368,6 +372,11 @@ fn wasm_plugin() -> Result<(), String> {
     build.arg(format!("{root}/confine-runtime-wasm/js-plugin/Cargo.toml"));
     build.arg("--target-dir");
     build.arg(format!("{root}/target/wasm-js"));
+    build.arg("--config");
+    build.arg(format!(
+        "patch.crates-io.rquickjs-sys.path={:?}",
+        quickjs.display().to_string()
+    ));
     build
         // rquickjs-sys downloads wasi-sdk for wasm targets unless told not to.
         .env("RQUICKJS_SYS_NO_WASI_SDK", "1")
@@ -377,6 +386,79 @@ fn wasm_plugin() -> Result<(), String> {
         // /usr/include/wasm32-wasi and /usr/lib/wasm32-wasi (the last --target wins).
         .env("CFLAGS_wasm32_wasip1", "--target=wasm32-wasi");
     run("build the JS plugin (QuickJS for wasm32-wasip1)", build)
+}
+
+/// The rquickjs-sys release the plugin builds on (the native runtime's).
+const QUICKJS_SYS: &str = "rquickjs-sys-0.14.0";
+
+/// QuickJS's stack check is compiled out for WASI (`update_stack_limit` sets no limit), so
+/// deep recursion in the plugin would exhaust wasm's stack and trap, instead of throwing the
+/// catchable `RangeError` the native runtime throws. The check works on wasm32 as is (the
+/// frame address is the shadow stack pointer), so the plugin builds on a copy of rquickjs-sys
+/// with that one condition turned off.
+const STACK_PATCH: (&str, &str) = (
+    "static void update_stack_limit(JSRuntime *rt)\n{\n#if defined(__wasi__)\n",
+    "static void update_stack_limit(JSRuntime *rt)\n{\n#if 0 /* confine: check the stack on WASI too */\n",
+);
+
+/// Copies rquickjs-sys from cargo's registry cache to `target/wasm-js/` and applies
+/// [`STACK_PATCH`] (once; a marker file records it), returning the copy's directory.
+fn patched_quickjs_sys(root: &str) -> Result<std::path::PathBuf, String> {
+    use std::path::{Path, PathBuf};
+    let dest = Path::new(root).join("target/wasm-js").join(QUICKJS_SYS);
+    let marker = dest.join(".confine-patched");
+    if marker.exists() {
+        return Ok(dest);
+    }
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(cargo_home.join("registry/src"))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|index| index.path().join(QUICKJS_SYS))
+            .find(|p| p.join("quickjs/quickjs.c").is_file())
+    };
+    let source = match find() {
+        Some(s) => s,
+        None => {
+            // The workspace depends on the same release (the native runtime).
+            let mut fetch = cargo();
+            fetch.arg("fetch");
+            run("cargo fetch (for the rquickjs-sys sources)", fetch)?;
+            find().ok_or_else(|| format!("{QUICKJS_SYS} is not in cargo's registry cache"))?
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dest);
+    copy_dir(&source, &dest).map_err(|e| format!("copying {}: {e}", source.display()))?;
+    let file = dest.join("quickjs/quickjs.c");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !text.contains(STACK_PATCH.0) {
+        return Err(format!(
+            "{}: the code the stack-check patch expects is not there",
+            file.display()
+        ));
+    }
+    std::fs::write(&file, text.replacen(STACK_PATCH.0, STACK_PATCH.1, 1))
+        .and_then(|()| std::fs::write(&marker, STACK_PATCH.1))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(dest)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

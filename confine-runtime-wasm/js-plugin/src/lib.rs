@@ -1,140 +1,226 @@
-//! confine's JavaScript plugin: QuickJS inside a WASI module, driven through the confine ABI
-//! v1 (see `confine-runtime-wasm`'s crate docs). One instance holds one QuickJS runtime and
-//! context, created on first use.
+//! confine's JavaScript plugin: QuickJS inside a WASI module, one JavaScript container per
+//! instance.
 //!
-//! Exports (ABI exports take and return JSON, see [`abi`]):
-//! * `confine:eval(source)`: evaluates a script and returns its completion value (converted
-//!   through `JSON.stringify`); a throw is an error envelope with the JS error's name,
-//!   message and stack.
+//! The plugin does not reimplement the JavaScript side of confine: it runs the native
+//! runtime's own code (`confine-runtime-quickjs`, the same rquickjs and QuickJS release)
+//! compiled to `wasm32-wasip1`, so modules, exports, async exports, host globals as promises,
+//! timers, console, import refusal and errors behave exactly as in the `quickjs` runtime. The
+//! `wasm` runtime drives it through the small private ABI in `src/js_abi.rs` of
+//! `confine-runtime-wasm` (one dispatch export, bincode in and out); see that file.
+//!
+//! State lives in a thread-local: a wasm instance is one thread, and the runtime never calls
+//! an instance re-entrantly.
 
-use rquickjs::{Context, Ctx, Runtime, Value as JsValue};
-use serde_json::{json, Value};
-use std::cell::RefCell;
+#[path = "../../src/js_abi.rs"]
+#[allow(dead_code)] // the runtime's half of the ABI uses a few items this half does not
+mod js_abi;
 
-pub mod abi {
-    //! The confine ABI v1 glue (the same as the Rust example guest's).
+use confine_runtime_abstract::{codec, AbstractRuntime, ErrorData, Link, ReplyTo};
+use confine_runtime_quickjs::QuickJs;
+use js_abi::{Answer, Command, Remaining, Request};
+use std::{
+    alloc::{alloc, Layout},
+    cell::RefCell,
+    time::{Duration, Instant},
+};
 
-    use serde_json::{json, Value};
-    use std::alloc::{alloc, Layout};
-
-    /// The runtime's allocator for argument buffers (`Box<[u8]>` allocations).
-    #[no_mangle]
-    pub extern "C" fn confine_alloc(len: usize) -> *mut u8 {
-        if len == 0 {
-            return std::ptr::NonNull::dangling().as_ptr();
-        }
-        match Layout::array::<u8>(len) {
-            // SAFETY: the layout has a non-zero size.
-            Ok(layout) => unsafe { alloc(layout) },
-            Err(_) => std::ptr::null_mut(),
-        }
-    }
-
-    /// Frees a result buffer the runtime has copied.
-    ///
-    /// # Safety
-    /// `ptr`/`len` must be a buffer [`export`] returned.
-    #[no_mangle]
-    pub unsafe extern "C" fn confine_free(ptr: *mut u8, len: usize) {
-        // SAFETY: a `Box<[u8]>` of `len` bytes leaked by `export`.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
-    }
-
-    /// The body of an ABI export: decodes the arguments, runs `f`, encodes the envelope.
-    ///
-    /// # Safety
-    /// `ptr`/`len` must be the export's own parameters.
-    pub unsafe fn export(ptr: *mut u8, len: usize, f: impl FnOnce(Vec<Value>) -> Value) -> u64 {
-        // SAFETY: allocated by `confine_alloc(len)`, owned by this export from now on.
-        let bytes = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) };
-        let envelope = match serde_json::from_slice::<Vec<Value>>(&bytes) {
-            Ok(args) => f(args),
-            Err(e) => json!({ "error": { "name": "TypeError", "message": e.to_string() } }),
-        };
-        let out = serde_json::to_vec(&envelope)
-            .unwrap_or_default()
-            .into_boxed_slice();
-        let len = out.len() as u64;
-        let ptr = Box::into_raw(out) as *mut u8 as usize as u64;
-        (ptr << 32) | len
-    }
+/// The one container of this instance.
+struct Plugin {
+    runtime: QuickJs,
+    link: Link,
+    /// The container's id, once `Exec` ran.
+    cid: Option<u32>,
 }
 
 thread_local! {
-    static ENGINE: RefCell<Option<(Runtime, Context)>> = const { RefCell::new(None) };
+    static PLUGIN: RefCell<Option<Plugin>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` in the instance's context, creating runtime and context on first use.
-fn with_ctx(f: impl for<'js> FnOnce(Ctx<'js>) -> Value) -> Value {
-    ENGINE.with(|engine| {
-        let mut engine = engine.borrow_mut();
-        if engine.is_none() {
-            let made = Runtime::new().and_then(|rt| Context::full(&rt).map(|ctx| (rt, ctx)));
-            match made {
-                Ok(pair) => *engine = Some(pair),
-                Err(e) => {
-                    return json!({ "error": { "name": "InternalError", "message": e.to_string() } })
-                }
-            }
-        }
-        match engine.as_ref() {
-            Some((_, ctx)) => ctx.with(f),
-            None => json!({ "error": { "name": "InternalError", "message": "no engine" } }),
-        }
-    })
-}
-
-/// The envelope for a JS exception.
-fn thrown(ctx: &Ctx<'_>) -> Value {
-    let e = ctx.catch();
-    let get = |key: &str| -> Option<String> {
-        e.as_object()
-            .and_then(|o| o.get::<_, Option<String>>(key).ok().flatten())
-    };
-    let message = get("message").unwrap_or_else(|| {
-        e.as_string()
-            .and_then(|s| s.to_string().ok())
-            .unwrap_or_else(|| "exception".to_owned())
-    });
-    json!({ "error": {
-        "name": get("name").unwrap_or_else(|| "Error".to_owned()),
-        "message": message,
-        "stack": get("stack"),
-    }})
-}
-
-/// A JS value as JSON (`undefined` and functions become `null`); `Err` is an error envelope.
-fn to_json<'js>(ctx: &Ctx<'js>, v: JsValue<'js>) -> Result<Value, Value> {
-    match ctx.json_stringify(v) {
-        Ok(Some(s)) => Ok(s
-            .to_string()
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(Value::Null)),
-        Ok(None) => Ok(Value::Null),
-        Err(_) => Err(thrown(ctx)),
+/// The runtime's allocator for command buffers.
+#[no_mangle]
+pub extern "C" fn confine_alloc(len: usize) -> *mut u8 {
+    if len == 0 {
+        return std::ptr::NonNull::dangling().as_ptr();
+    }
+    match Layout::array::<u8>(len) {
+        // SAFETY: the layout has a non-zero size.
+        Ok(layout) => unsafe { alloc(layout) },
+        Err(_) => std::ptr::null_mut(),
     }
 }
 
-/// `eval(source)`.
+/// Frees an answer buffer the runtime has copied.
 ///
 /// # Safety
-/// Called by the runtime with the ABI's parameters only.
-#[export_name = "confine:eval"]
-pub unsafe extern "C" fn eval(ptr: *mut u8, len: usize) -> u64 {
-    // SAFETY: the runtime's parameters, passed on.
-    unsafe {
-        abi::export(ptr, len, |args| {
-            let Some(source) = args.first().and_then(Value::as_str).map(str::to_owned) else {
-                return json!({ "error": { "name": "TypeError", "message": "eval(source: string)" } });
-            };
-            with_ctx(|ctx| match ctx.eval::<JsValue, _>(source) {
-                Ok(v) => match to_json(&ctx, v) {
-                    Ok(json) => json!({ "ok": json }),
-                    Err(envelope) => envelope,
+/// `ptr`/`len` must be a buffer [`confine_js_dispatch`] returned, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn confine_free(ptr: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: a `Box<[u8]>` of `len` bytes leaked by `confine_js_dispatch`.
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
+}
+
+/// Allocates `len` bytes, writes them, and frees them: the pages are in memory from then on
+/// and the allocator keeps them (wasm memory never shrinks), so the container's first
+/// allocations find memory ready instead of growing it page by page. Called on an instance
+/// made ahead of time, while the runtime has nothing else to do.
+#[no_mangle]
+pub extern "C" fn confine_js_prefault(len: usize) {
+    let block = vec![1u8; len];
+    std::hint::black_box(&block);
+}
+
+/// The ABI version this plugin speaks.
+#[no_mangle]
+pub extern "C" fn confine_js_version() -> i32 {
+    js_abi::VERSION
+}
+
+/// Runs one command (see the ABI docs).
+///
+/// # Safety
+/// `ptr`/`len` must come from [`confine_alloc`]`(len)`; the plugin owns the buffer from now on.
+#[no_mangle]
+pub unsafe extern "C" fn confine_js_dispatch(ptr: *mut u8, len: usize) -> u64 {
+    let bytes: Box<[u8]> = if len == 0 {
+        Box::new([])
+    } else {
+        // SAFETY: allocated by `confine_alloc(len)`, owned by this call from now on.
+        unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) }
+    };
+    let answer = match decode(&bytes) {
+        Ok(request) => PLUGIN.with(|p| run(&mut p.borrow_mut(), request)),
+        Err(e) => Answer {
+            result: Err(e),
+            abandoned: false,
+            messages: Vec::new(),
+            next_nanos: None,
+            idle: true,
+        },
+    };
+    drop(bytes);
+    let out = codec::encode(&answer, js_abi::MAX_BYTES)
+        .or_else(|e| {
+            // Too large or unencodable: say so instead of losing the answer's outcome.
+            codec::encode(
+                &Answer {
+                    result: Err(ErrorData::internal(format!("plugin answer: {e}"))),
+                    abandoned: false,
+                    messages: Vec::new(),
+                    next_nanos: None,
+                    idle: answer.idle,
                 },
-                Err(_) => thrown(&ctx),
-            })
+                js_abi::MAX_BYTES,
+            )
         })
+        .unwrap_or_default()
+        .into_boxed_slice();
+    let len = out.len() as u64;
+    let ptr = Box::into_raw(out) as *mut u8 as usize as u64;
+    (ptr << 32) | len
+}
+
+fn decode(frame: &[u8]) -> Result<Request, ErrorData> {
+    frame
+        .get(codec::HEADER_LEN..)
+        .ok_or_else(|| ErrorData::internal("plugin command: short frame"))
+        .and_then(|body| {
+            codec::decode_body(body)
+                .map_err(|e| ErrorData::internal(format!("plugin command: {e}")))
+        })
+}
+
+/// The deadline `r` describes, on this instance's clock; none if it is beyond the clock's
+/// range (a limit of centuries).
+fn deadline(r: Option<Remaining>) -> Option<confine_runtime_abstract::Deadline> {
+    let r = r?;
+    Some(confine_runtime_abstract::Deadline {
+        at: Instant::now().checked_add(Duration::from_nanos(r.nanos))?,
+        limit: Duration::from_nanos(r.limit_nanos),
+    })
+}
+
+fn run(
+    slot: &mut Option<Plugin>,
+    Request {
+        deadline: d,
+        command,
+    }: Request,
+) -> Answer {
+    let plugin = slot.get_or_insert_with(|| {
+        let link = Link::new();
+        let mut runtime = QuickJs::new();
+        // `init` only stores the link; it cannot fail for QuickJs.
+        let _ = runtime.init(link.clone());
+        Plugin {
+            runtime,
+            link,
+            cid: None,
+        }
+    });
+    let mut result = Ok(());
+    let mut abandoned = false;
+    let cid = match &command {
+        Command::Exec { cid, .. } => Some(*cid),
+        _ => plugin.cid,
+    };
+    if let Some(cid) = cid {
+        // Before `exec_container` too: QuickJs keeps a deadline for a container about to be
+        // created.
+        plugin.runtime.set_deadline(cid, deadline(d));
+    }
+    match command {
+        Command::Exec {
+            cid,
+            source,
+            options,
+            globals,
+        } => {
+            if plugin.cid.is_some() {
+                result = Err(ErrorData::invalid(
+                    "this plugin instance already holds a container",
+                ));
+            } else {
+                result = plugin
+                    .runtime
+                    .exec_container(cid, &source, &options, &globals);
+                if result.is_ok() {
+                    plugin.cid = Some(cid);
+                }
+            }
+        }
+        Command::Call {
+            export,
+            args,
+            reply,
+        } => match plugin.cid {
+            Some(cid) => plugin.runtime.call(cid, &export, args, ReplyTo(reply)),
+            None => plugin.link.reply(
+                ReplyTo(reply),
+                Err(ErrorData::internal("the container was not created")),
+            ),
+        },
+        Command::DefineGlobals(globals) => result = plugin.runtime.define_globals(&globals),
+        Command::Settle { id, result: r } => plugin.runtime.host_call_settled(id, r),
+        Command::Abandon(reply) => {
+            if let Some(cid) = plugin.cid {
+                abandoned = plugin.runtime.abandon_reply(cid, ReplyTo(reply));
+            }
+        }
+        Command::RunPending => {}
+    }
+    let now = Instant::now();
+    let next = plugin.runtime.run_pending(now);
+    let idle = plugin.cid.is_none_or(|cid| plugin.runtime.is_idle(cid));
+    Answer {
+        result,
+        abandoned,
+        messages: plugin.link.take_outgoing(),
+        next_nanos: next.map(|t| {
+            u64::try_from(t.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX)
+        }),
+        idle,
     }
 }

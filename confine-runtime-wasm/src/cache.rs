@@ -1,0 +1,120 @@
+//! The JS plugin compiled once per machine: its precompiled code is cached on disk.
+//!
+//! Compiling the plugin takes Cranelift over a second; loading precompiled code takes about
+//! 2 ms. The cache is the directory `confine-wasm-cache` beside the guest executable (as
+//! trustworthy as the executable itself; created `0700`), one file per
+//! `<wasmtime version>-<engine configuration hash>-<plugin hash>`. The file is read in
+//! [`crate::Wasm`]'s `init`, before the guest's lockdown (a sandboxed guest can read nothing
+//! later), and written after the first compilation when the guest may write there (a
+//! sandboxed guest cannot; an unsandboxed one, or an earlier run, fills the cache). Any
+//! failure to read or write only means compiling.
+
+use std::{
+    hash::{Hash, Hasher},
+    path::{Path, PathBuf},
+};
+use wasmtime::{Engine, Module};
+
+/// The cache directory's name, beside the guest executable.
+const DIR: &str = "confine-wasm-cache";
+
+/// A cache entry for one plugin under one engine configuration.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    path: Option<PathBuf>,
+    /// The file's contents, read in `init`.
+    bytes: Option<Vec<u8>>,
+}
+
+impl Cached {
+    /// Finds and reads the entry for the plugin whose hash is `plugin_hash` (call before
+    /// lockdown).
+    pub(crate) fn load(engine: &Engine, plugin_hash: &str) -> Self {
+        let path = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join(DIR)))
+            .map(|dir| dir.join(file_name(engine, plugin_hash)));
+        let bytes = path.as_deref().and_then(|p| std::fs::read(p).ok());
+        Cached { path, bytes }
+    }
+
+    /// The plugin as a module: from the cached code if it is there and compatible, else
+    /// compiled (and then cached, if possible).
+    pub(crate) fn module(&mut self, engine: &Engine, plugin: &[u8]) -> wasmtime::Result<Module> {
+        if let Some(bytes) = self.bytes.take() {
+            // SAFETY: the bytes are a file this runtime wrote with `Module::serialize` into a
+            // directory beside the guest executable, created private to its owner: trusted
+            // like the executable. wasmtime checks the header (version, configuration, CPU
+            // features) and refuses code built differently; then we compile instead.
+            if let Ok(module) = unsafe { Module::deserialize(engine, &bytes) } {
+                return Ok(module);
+            }
+        }
+        let module = Module::new(engine, plugin)?;
+        if let (Some(path), Ok(bytes)) = (&self.path, module.serialize()) {
+            // Best effort: a read-only directory or a sandboxed guest leaves no cache.
+            let _ = store(path, &bytes);
+        }
+        Ok(module)
+    }
+}
+
+/// `js-plugin-<wasmtime version>-<configuration hash>-<plugin hash>.cwasm`.
+fn file_name(engine: &Engine, plugin_hash: &str) -> String {
+    // SipHash with fixed keys: the same in every process, which is all a cache key needs
+    // (the contents are not adversarial: the plugin is built into this executable).
+    let mut config = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut config);
+    format!(
+        "js-plugin-{}-{:016x}-{plugin_hash}.cwasm",
+        crate::WASMTIME_VERSION,
+        config.finish(),
+    )
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file renamed), creating the directory
+/// private to its owner. Older entries stay: guests from other builds may share the
+/// directory (the workspace's `target/debug`), and removing theirs would only make them
+/// compile again.
+fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no cache directory"))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_recompiled_and_the_cache_then_loads() {
+        let engine = Engine::new(&crate::config()).unwrap();
+        let wasm = wat::parse_str("(module (func (export \"f\")))").unwrap();
+        let dir = std::env::temp_dir().join(format!("confine-cache-test-{}", std::process::id()));
+        let path = dir.join(file_name(&engine, "0"));
+        let mut cached = Cached {
+            path: Some(path.clone()),
+            bytes: Some(b"not a module".to_vec()),
+        };
+        let module = cached.module(&engine, &wasm).unwrap();
+        assert!(module.get_export("f").is_some());
+        let written = std::fs::read(&path).unwrap();
+        let mut again = Cached {
+            path: None,
+            bytes: Some(written),
+        };
+        // Garbage for the source: only the cached code can give a module with `f`.
+        let module = again.module(&engine, b"garbage").unwrap();
+        assert!(module.get_export("f").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
