@@ -12,6 +12,17 @@ use std::{
 /// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). A guest serves on one
 /// thread, so this is the CPU its scripts used. Zero if the clock cannot be read, which makes
 /// CPU limits never fire rather than fire at random.
+#[cfg(not(unix))]
+pub fn thread_cpu_time() -> Duration {
+    // WASI has no thread CPU clock worth trusting; code compiled for it (the wasm runtime's
+    // JavaScript plugin) is held to CPU limits by its host instead.
+    Duration::ZERO
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). A guest serves on one
+/// thread, so this is the CPU its scripts used. Zero if the clock cannot be read, which makes
+/// CPU limits never fire rather than fire at random.
+#[cfg(unix)]
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
