@@ -1,7 +1,8 @@
 //! The platform sandbox: the OS-level wall around a guest process.
 //!
 //! The launcher calls [`prepare`] once per guest executable (in the parent; it may allocate,
-//! probe the kernel and read files) to get a [`Plan`], then for every spawn calls
+//! probe the kernel and read files) to get a [`Plan`], which it keeps for a minute keyed by the
+//! guest file's identity and [`thread_context`], then for every spawn calls
 //! [`Plan::apply_in_child`] from `pre_exec`, between `fork` and `execve`, where only
 //! async-signal-safe raw syscalls run. [`Plan::report`] says what the plan enforces.
 //!
@@ -37,6 +38,20 @@ pub(crate) use linux::{prepare, Plan};
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{kernel_facts, verify_guest, Rejection};
+
+/// What in the spawning thread a plan depends on: the number of seccomp filters it already
+/// runs under (the guest inherits them, and the host's check counts them). `None` if it cannot
+/// be read, in which case plans are not reused.
+#[cfg(target_os = "linux")]
+pub(crate) fn thread_context() -> Option<u32> {
+    linux::verify::own_filter_count().ok()
+}
+
+/// Plans depend on nothing of the spawning thread here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn thread_context() -> Option<u32> {
+    Some(0)
+}
 
 /// Optional kernel features confine reports but does not use yet.
 #[cfg(target_os = "linux")]
