@@ -13,7 +13,7 @@
 //! | limit | soft path | hard path |
 //! |---|---|---|
 //! | wall time ([`crate::SandboxOptions::call_timeout`]) | QuickJS interrupt; pending promises answered at the deadline | kill after limit + grace |
-//! | CPU time ([`Limits::cpu_time`]) | QuickJS interrupt on the thread's CPU clock | kill once `/proc` shows limit + grace used |
+//! | CPU time ([`Limits::cpu_time`]) | QuickJS interrupt on the thread's CPU clock | kill once the guest process's CPU clock shows limit + grace used |
 //! | CPU percent ([`Limits::cpu_percent`]) | none | kill when the average over the window is above the cap |
 //! | memory ([`Limits::memory`]) | QuickJS: catchable out-of-memory error | `RLIMIT_DATA` on the guest process |
 //! | stack ([`Limits::stack`]) | QuickJS: catchable `RangeError`; Boa: its recursion limit | the process's stack rlimit |
@@ -131,23 +131,29 @@ impl CallLimits {
     }
 }
 
-/// CPU time process `pid` has used, user plus system, from `/proc/<pid>/stat` (whole
-/// process, in clock ticks of 10 ms). `None` if it cannot be read (the process is gone).
+/// CPU time process `pid` has used (all its threads, user plus system), read from the
+/// process's CPU-time clock (`clock_getcpuclockid`): one system call with nanosecond
+/// resolution, where `/proc/<pid>/stat` would cost a file read and give 10 ms ticks. `None` if
+/// it cannot be read (the process is gone).
 #[cfg(target_os = "linux")]
 pub(crate) fn process_cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; count from after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    // After ")": state is field 3; utime and stime are fields 14 and 15.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)?;
-    let total = utime.saturating_add(stime);
-    Some(Duration::from_nanos(
-        total.saturating_mul(1_000_000_000 / ticks),
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: writes one clockid_t we own.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+        return None;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec we own.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
     ))
 }
 
@@ -185,6 +191,27 @@ pub(crate) fn cap_process_memory(_pid: u32, _bytes: u64) -> std::io::Result<()> 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn reads_cpu_time_of_a_child_and_it_grows() {
+        // Another process's clock, as the host reads its guests'.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let first = process_cpu_time(pid).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let second = process_cpu_time(pid).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            second >= first + Duration::from_millis(50),
+            "{first:?} -> {second:?}"
+        );
+        assert!(process_cpu_time(pid).is_none(), "reaped: no clock");
+    }
 
     #[cfg(target_os = "linux")]
     #[test]

@@ -205,6 +205,19 @@ async fn bench_runtime(rt: &str, scale: usize, table: &mut Table) -> String {
     }
     table.samples(rt, "call round trip, 1 in flight", samples);
 
+    // The same with a wall-time and a CPU-time limit on each call (both far away).
+    let armed = CallLimits::none()
+        .timeout(Some(Duration::from_secs(60)))
+        .cpu_time(Some(Duration::from_secs(60)));
+    let mut samples = Vec::new();
+    for i in 0..(20000 / scale) {
+        let t = Instant::now();
+        let v: f64 = sb.call_with(cid, "add", (i, 1), armed).await.unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(v, (i + 1) as f64);
+    }
+    table.samples(rt, "call round trip, wall + CPU limits armed", samples);
+
     // Guest → host global round trip, timed from the host over many sequential awaits.
     let n = 20000 / scale;
     let mut samples = Vec::new();
