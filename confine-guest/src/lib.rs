@@ -50,12 +50,23 @@ pub const EXIT_LOCKDOWN: i32 = 72;
 ///
 /// Exits with 0 when the host closes the connection, or with one of the `EXIT_*` codes.
 /// Started by hand (fd 3 is not a socket), it prints what it is and exits with
-/// [`EXIT_USAGE`].
-pub fn serve<R: AbstractRuntime>(runtime: R) -> ! {
+/// [`EXIT_USAGE`]. With `--version` it prints the runtime's name and version; with
+/// `--prepare` it runs [`AbstractRuntime::prepare_offline`] (the host does, once per guest
+/// executable, before its first sandboxed start) and exits with 0 or [`EXIT_INIT`].
+pub fn serve<R: AbstractRuntime>(mut runtime: R) -> ! {
     let info = runtime.info();
     if std::env::args().any(|a| a == "--version") {
         println!("confine guest for {} ({})", info.name, info.version);
         std::process::exit(0);
+    }
+    if std::env::args().any(|a| a == "--prepare") {
+        match runtime.prepare_offline() {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("confine guest ({}): prepare: {e}", info.name);
+                std::process::exit(EXIT_INIT);
+            }
+        }
     }
     if !socket::is_socket(IPC_FD) {
         eprintln!(

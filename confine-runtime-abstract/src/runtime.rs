@@ -92,6 +92,18 @@ pub trait AbstractRuntime {
     /// An engine that cannot start; the guest exits.
     fn init(&mut self, link: Link) -> Result<(), ErrorData>;
 
+    /// Work done once per installation, outside any sandbox and before the first sandboxed
+    /// guest starts: filling a cache the sandboxed guest may only read (a JIT runtime's
+    /// compiled code, say). The host runs the guest executable with `--prepare` for this
+    /// (see `confine_guest::serve`); it reads nothing untrusted. The default does nothing.
+    ///
+    /// # Errors
+    /// What failed; the host logs it and starts the guest anyway (which then does the work
+    /// itself, if it can).
+    fn prepare_offline(&mut self) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
     /// The host's budgets, once, after [`AbstractRuntime::init`] and before any request. The
     /// serve loop and [`Link`] enforce the output, host-call and container budgets for every
     /// runtime; a runtime applies what only the engine can: [`GuestLimits::memory_bytes`]

@@ -30,8 +30,7 @@ impl Cached {
     /// Finds and reads the entry for the plugin whose hash is `plugin_hash` (call before
     /// lockdown).
     pub(crate) fn load(engine: &Engine, plugin_hash: &str) -> Self {
-        let path = std::env::current_exe()
-            .ok()
+        let path = own_executable()
             .and_then(|exe| exe.parent().map(|d| d.join(DIR)))
             .map(|dir| dir.join(file_name(engine, plugin_hash)));
         let bytes = path.as_deref().and_then(|p| std::fs::read(p).ok());
@@ -57,6 +56,18 @@ impl Cached {
         }
         Ok(module)
     }
+}
+
+/// This executable's path. A sandboxed guest may not read `/proc/self/exe`
+/// (`current_exe`), but the host starts it by its absolute, canonical path, which is then
+/// `argv[0]`.
+fn own_executable() -> Option<PathBuf> {
+    std::env::current_exe().ok().or_else(|| {
+        std::env::args_os()
+            .next()
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    })
 }
 
 /// `js-plugin-<wasmtime version>-<configuration hash>-<plugin hash>.cwasm`.

@@ -294,6 +294,20 @@ impl AbstractRuntime for Wasm {
         }
     }
 
+    /// Compiles the JS plugin and writes it to the on-disk cache, which a sandboxed guest can
+    /// read but never write (see `cache.rs`).
+    fn prepare_offline(&mut self) -> Result<(), ErrorData> {
+        let Some(bytes) = JS_PLUGIN else {
+            return Ok(());
+        };
+        let engine = Engine::new(&config())
+            .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
+        cache::Cached::load(&engine, JS_PLUGIN_HASH)
+            .module(&engine, bytes)
+            .map(drop)
+            .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))
+    }
+
     fn init(&mut self, link: Link) -> Result<(), ErrorData> {
         let engine = Engine::new(&config())
             .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;

@@ -13,7 +13,7 @@ use crate::{
     registry::GuestCommand,
 };
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{self, Read},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
@@ -176,6 +176,67 @@ fn plan_for(req: &PolicyRequest<'_>) -> Result<Arc<platform::Plan>> {
         plans.insert(key, (Instant::now(), Arc::clone(&plan)));
     }
     Ok(plan)
+}
+
+/// Guest files whose `--prepare` has run in this process (see [`prepare_offline`]).
+static PREPARED: LazyLock<Mutex<HashSet<(PathBuf, (u64, u64, u64, i64, i64))>>> =
+    LazyLock::new(Mutex::default);
+
+/// How long a guest's `--prepare` may take (a JIT runtime compiling its code ahead).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs a [`Profile::Wasm`](crate::registry::Profile::Wasm) guest executable once with
+/// `--prepare`, outside any sandbox, before its first sandboxed start in this process: a JIT
+/// runtime fills the code cache its sandboxed guests may read but never write
+/// (`AbstractRuntime::prepare_offline`; the `wasm` runtime compiles its JS plugin). The guest
+/// reads nothing untrusted then. Best effort: a failure is logged and the sandboxed guest
+/// does the work itself, if it can.
+pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if opts.no_sandbox {
+        return Ok(());
+    }
+    let command = opts.registry.resolve(&opts.runtime)?;
+    if command.profile != crate::registry::Profile::Wasm {
+        return Ok(());
+    }
+    let Ok(m) = std::fs::metadata(&command.program) else {
+        return Ok(());
+    };
+    let key = (
+        command.program.clone(),
+        (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+    );
+    if PREPARED.lock().map_or(true, |p| p.contains(&key)) {
+        return Ok(());
+    }
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .arg("--prepare")
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let outcome = tokio::time::timeout(PREPARE_TIMEOUT, cmd.output()).await;
+    match outcome {
+        Ok(Ok(out)) if out.status.success() => {}
+        Ok(Ok(out)) => tracing::warn!(
+            runtime = %opts.runtime,
+            status = %out.status,
+            stderr = %String::from_utf8_lossy(&out.stderr).trim_end(),
+            "guest --prepare failed"
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(runtime = %opts.runtime, error = %e, "cannot run guest --prepare")
+        }
+        Err(_) => tracing::warn!(runtime = %opts.runtime, "guest --prepare timed out"),
+    }
+    if let Ok(mut prepared) = PREPARED.lock() {
+        prepared.insert(key);
+    }
+    Ok(())
 }
 
 pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {

@@ -46,6 +46,9 @@ pub enum Profile {
     /// JIT engines (wasmtime): generated code is written, then made read-execute (RW→RX), so
     /// MDWE is off and `mmap`/`mprotect` stay allowed after lockdown, but never with write
     /// and execute together (`EACCES`). Signal handlers for traps work as in every profile.
+    /// The guest may also read (never write) `confine-wasm-cache/` beside its executable,
+    /// which the host fills first by running the executable once, unsandboxed, with
+    /// `--prepare` (`AbstractRuntime::prepare_offline`; `confine_guest::serve` handles it).
     Wasm,
 }
 

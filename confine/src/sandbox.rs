@@ -82,6 +82,7 @@ impl Sandbox {
         let span =
             tracing::info_span!("sandbox", runtime = %options.runtime, pid = tracing::field::Empty);
         async move {
+            launcher::prepare_offline(&options).await?;
             let mut launched = launcher::launch(&options)?;
             tracing::Span::current().record("pid", launched.pid);
             // The cap is set from outside before `Hello`, so before the guest reads anything

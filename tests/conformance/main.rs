@@ -34,8 +34,8 @@ macro_rules! suite {
         suite_for!(boa_sandboxed, "boa", true, $tests);
         suite_for!(boa_no_sandbox, "boa", false, $tests);
         // JavaScript in the `wasm` runtime: QuickJS compiled to wasm32-wasip1 (the JS plugin,
-        // `cargo xtask wasm-plugin`). Without the sandbox only, for now: the sandbox's `wasm`
-        // profile (what wasmtime's JIT needs) is not in place yet.
+        // `cargo xtask wasm-plugin`), sandboxed under the `wasm` profile and not.
+        suite_for!(wasm_sandboxed, "wasm", true, $tests);
         suite_for!(wasm_no_sandbox, "wasm", false, $tests);
     };
 }

@@ -399,7 +399,10 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
                         source,
                     })?;
             let load = elf::load_set(&guest)?;
-            let grants = landlock::grants_for(&guest, &load);
+            let mut grants = landlock::grants_for(&guest, &load);
+            if req.profile == Profile::Wasm {
+                grants.extend(jit_cache_grant(&guest));
+            }
             let fd = landlock::build_ruleset(used_abi, &grants)?;
             let fd =
                 move_fd_up(fd, 10).map_err(|source| SandboxError::LandlockRuleset { source })?;
@@ -444,6 +447,21 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
         }),
         report,
         _fd3_reservation: reserve_fd3(),
+    })
+}
+
+/// The directory beside the guest executable where a JIT runtime keeps code it compiled
+/// ahead, outside any sandbox (`AbstractRuntime::prepare_offline`; the `wasm` runtime's
+/// `cache.rs`).
+pub(crate) const JIT_CACHE_DIR: &str = "confine-wasm-cache";
+
+/// Read access to [`JIT_CACHE_DIR`] for a [`Profile::Wasm`] guest, if the directory exists.
+/// Read only: a guest that could write there could plant code for the next guest to load.
+fn jit_cache_grant(guest: &std::path::Path) -> Option<landlock::Grant> {
+    let dir = guest.parent()?.join(JIT_CACHE_DIR).canonicalize().ok()?;
+    dir.is_dir().then(|| landlock::Grant {
+        path: dir,
+        access: policy::landlock::FS_READ_FILE,
     })
 }
 
