@@ -121,8 +121,8 @@ struct PlanKey {
     no_sandbox: bool,
     allow_degraded: bool,
     profile: crate::registry::Profile,
-    /// Device, inode, size and modification time of the guest executable.
-    file: (u64, u64, u64, i64, i64),
+    /// The guest executable's identity.
+    file: FileId,
     /// See [`platform::thread_context`].
     thread: u32,
 }
@@ -179,8 +179,11 @@ fn plan_for(req: &PolicyRequest<'_>) -> Result<Arc<platform::Plan>> {
 }
 
 /// Guest files whose `--prepare` has run in this process (see [`prepare_offline`]).
-static PREPARED: LazyLock<Mutex<HashSet<(PathBuf, (u64, u64, u64, i64, i64))>>> =
-    LazyLock::new(Mutex::default);
+static PREPARED: LazyLock<Mutex<HashSet<(PathBuf, FileId)>>> = LazyLock::new(Mutex::default);
+
+/// A file's device, inode, size and modification time (seconds, nanoseconds): a rebuilt
+/// guest gets a new one.
+type FileId = (u64, u64, u64, i64, i64);
 
 /// How long a guest's `--prepare` may take (a JIT runtime compiling its code ahead).
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);

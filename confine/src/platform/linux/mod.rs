@@ -459,7 +459,8 @@ pub(crate) const JIT_CACHE_DIR: &str = "confine-wasm-cache";
 /// Read only: a guest that could write there could plant code for the next guest to load.
 fn jit_cache_grant(guest: &std::path::Path) -> Option<landlock::Grant> {
     let dir = guest.parent()?.join(JIT_CACHE_DIR).canonicalize().ok()?;
-    dir.is_dir().then(|| landlock::Grant {
+    let is_dir = dir.is_dir();
+    is_dir.then_some(landlock::Grant {
         path: dir,
         access: policy::landlock::FS_READ_FILE,
     })
