@@ -96,7 +96,8 @@ struct Guest<R> {
     idle_waiters: Vec<(ContainerId, ReplyTo)>,
     /// Calls and `WaitIdle`s with a wall-time or CPU-time limit, not answered yet.
     deadlines: HashMap<RequestId, Timed>,
-    /// Calls not answered yet, by container: the requests a tripped budget fails.
+    /// Calls not answered yet, by container: the requests a tripped budget fails (tracked
+    /// only with an output or host-call budget).
     open_calls: HashMap<RequestId, ContainerId>,
     /// Containers over a budget, while [`Guest::flush`] fails their calls.
     trips: HashMap<ContainerId, ErrorData>,
@@ -268,8 +269,11 @@ impl<R: AbstractRuntime> Guest<R> {
                 cpu_ms,
             } => match self.known(cid) {
                 Ok(()) => {
-                    self.link.reset_usage(cid);
-                    self.open_calls.insert(to.0, cid);
+                    // Only budgets trip a container, so without them nothing is tracked.
+                    if self.limits.output_bytes.is_some() || self.limits.host_calls.is_some() {
+                        self.link.reset_usage(cid);
+                        self.open_calls.insert(to.0, cid);
+                    }
                     self.track(to, cid, deadline(timeout_ms), cpu_deadline(cpu_ms));
                     self.runtime.call(cid, &export, args, to);
                 }
@@ -355,15 +359,7 @@ impl<R: AbstractRuntime> Guest<R> {
         }
         // Top-level code that went over a budget fails the exec; the host never learns the
         // container's id, so the guest must not keep it.
-        let over = self.link.tripped(cid).or_else(|| {
-            let (now, cpu_now) = (Instant::now(), thread_cpu_time());
-            let timed = Timed {
-                cid,
-                wall: deadline,
-                cpu,
-            };
-            timed.expired(now, cpu_now)
-        });
+        let over = self.link.over_limit(cid, deadline, cpu);
         if let Some(e) = over {
             self.runtime.kill_container(cid);
             self.link.forget(cid);

@@ -22,5 +22,7 @@ pub mod value;
 
 pub use error::{ErrorData, ErrorKind, LimitKind, Location, TIMEOUT_ERROR_NAME};
 pub use protocol::{ContainerId, GuestLimits, RequestId, PROTOCOL_VERSION};
-pub use runtime::{AbstractRuntime, CpuDeadline, Deadline, HostCallId, Link, ReplyTo, RuntimeInfo};
+pub use runtime::{
+    AbstractRuntime, CpuDeadline, Deadline, HostCallId, Link, ReplyTo, RuntimeInfo, JIT_CACHE_DIR,
+};
 pub use value::{from_value, to_value, Map, Value, ValueError};

@@ -76,6 +76,12 @@ impl CpuDeadline {
 /// Identifies a host call the runtime made, to match the host's answer.
 pub type HostCallId = RequestId;
 
+/// The directory beside a guest executable where a JIT runtime keeps the code it compiled
+/// ahead ([`AbstractRuntime::prepare_offline`]). The host's sandbox lets a guest under the
+/// `Wasm` profile read it, never write it: a guest that could write there could plant code
+/// for the next one to load.
+pub const JIT_CACHE_DIR: &str = "confine-wasm-cache";
+
 /// An engine that runs containers inside a guest process.
 ///
 /// All methods are called from the serve loop's single thread. None may block: long-running
@@ -346,8 +352,7 @@ impl Link {
     }
 
     /// The error container `cid` went over a budget with, while the serve loop has not yet
-    /// failed its requests. A runtime's interrupt hook checks this to stop script code that
-    /// keeps going after it was tripped (a console flood in a loop).
+    /// failed its requests (cheap when no container is tripped).
     pub fn tripped(&self, cid: ContainerId) -> Option<ErrorData> {
         self.0
             .tripped
@@ -357,9 +362,22 @@ impl Link {
             .map(|(_, e)| e.clone())
     }
 
-    /// `true` if some container is tripped (cheap; for interrupt hooks).
-    pub fn any_tripped(&self) -> bool {
-        !self.0.tripped.borrow().is_empty()
+    /// The error of the first limit container `cid` is past: its wall-time deadline, its
+    /// CPU-time deadline, or a budget it went over ([`Link::tripped`]). A runtime asks from
+    /// its interrupt hook and between promise jobs, to stop script code that keeps going.
+    pub fn over_limit(
+        &self,
+        cid: ContainerId,
+        wall: Option<Deadline>,
+        cpu: Option<CpuDeadline>,
+    ) -> Option<ErrorData> {
+        if let Some(d) = wall.filter(|d| Instant::now() >= d.at) {
+            return Some(ErrorData::timeout(d.limit));
+        }
+        if let Some(d) = cpu.filter(CpuDeadline::passed) {
+            return Some(ErrorData::cpu_time(d.limit));
+        }
+        self.tripped(cid)
     }
 
     /// Takes the tripped containers (the serve loop, to fail their requests).

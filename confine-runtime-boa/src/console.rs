@@ -51,7 +51,7 @@ pub(crate) fn install(
                 // Boa cannot interrupt a script, so a container over its output budget gets
                 // an error from each further `console` call: a logging loop ends there (its
                 // call fails with the limit either way).
-                if let Some(e) = link.any_tripped().then(|| link.tripped(*cid)).flatten() {
+                if let Some(e) = link.tripped(*cid) {
                     return Err(JsNativeError::range().with_message(e.message).into());
                 }
                 let message = format_args(ctx, args);

@@ -233,7 +233,7 @@ impl Container {
                 shared.link.uncaught(shared.cid, error);
             },
             || {
-                over = over_limit(&shared, deadline, cpu);
+                over = shared.link.over_limit(shared.cid, deadline, cpu);
                 over.is_some()
             },
         );
@@ -388,22 +388,4 @@ fn await_promise(
 fn take_reply(shared: &Shared, reply: ReplyTo) -> bool {
     let taken = shared.replies.borrow_mut().remove(&reply.0);
     taken
-}
-
-/// The error of the first limit a container is past, if any.
-fn over_limit(
-    shared: &Shared,
-    deadline: Option<Deadline>,
-    cpu: Option<CpuDeadline>,
-) -> Option<ErrorData> {
-    if let Some(d) = deadline.filter(|d| Instant::now() >= d.at) {
-        return Some(ErrorData::timeout(d.limit));
-    }
-    if let Some(d) = cpu.filter(CpuDeadline::passed) {
-        return Some(ErrorData::cpu_time(d.limit));
-    }
-    if shared.link.any_tripped() {
-        return shared.link.tripped(shared.cid);
-    }
-    None
 }

@@ -68,22 +68,8 @@ impl Watch {
 
     /// The error of the first limit the container is past, if any.
     fn over_limit(&self) -> Option<ErrorData> {
-        if let Some(d) = self.deadline.get().filter(|d| Instant::now() >= d.at) {
-            Some(ErrorData::timeout(d.limit))
-        } else if let Some(d) = self.cpu.get().filter(CpuDeadline::passed) {
-            Some(ErrorData::cpu_time(d.limit))
-        } else {
-            self.tripped()
-        }
-    }
-
-    /// The budget error of this container, if it went over one (output, host calls).
-    fn tripped(&self) -> Option<ErrorData> {
-        if self.link.any_tripped() {
-            self.link.tripped(self.cid)
-        } else {
-            None
-        }
+        self.link
+            .over_limit(self.cid, self.deadline.get(), self.cpu.get())
     }
 
     /// `e`, or the limit's error if the handler stopped the code that failed with it, or

@@ -9,14 +9,12 @@
 //! sandboxed guest cannot; an unsandboxed one, or an earlier run, fills the cache). Any
 //! failure to read or write only means compiling.
 
+use confine_runtime_abstract::JIT_CACHE_DIR as DIR;
 use std::{
     hash::{Hash, Hasher},
     path::{Path, PathBuf},
 };
 use wasmtime::{Engine, Module};
-
-/// The cache directory's name, beside the guest executable.
-const DIR: &str = "confine-wasm-cache";
 
 /// A cache entry for one plugin under one engine configuration.
 #[derive(Debug)]

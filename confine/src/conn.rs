@@ -351,7 +351,7 @@ async fn watch_child(mut child: tokio::process::Child, shared: Arc<Shared>) {
 /// Samples ten times per window and judges only once a whole window is covered, so a short
 /// burst (startup, one heavy call) within an otherwise idle window passes.
 async fn watch_cpu_percent(shared: Arc<Shared>, cap: CpuPercent) {
-    let window = cap.window.max(Duration::from_millis(100));
+    let window = cap.window.max(CpuPercent::MIN_WINDOW);
     let mut tick = tokio::time::interval(window / 10);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut exit = shared.exit.subscribe();

@@ -19,7 +19,7 @@ use std::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
         unix::net::UnixStream as StdUnixStream,
     },
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
     sync::{Arc, LazyLock, Mutex},
     time::{Duration, Instant},
@@ -142,14 +142,13 @@ type CachedPlan = (Instant, Arc<platform::Plan>);
 
 /// The plan for `req`, reused when the same guest file was planned for recently.
 fn plan_for(req: &PolicyRequest<'_>) -> Result<Arc<platform::Plan>> {
-    use std::os::unix::fs::MetadataExt;
-    let key = match (std::fs::metadata(req.guest), platform::thread_context()) {
-        (Ok(m), Some(thread)) => Some(PlanKey {
+    let key = match (file_id(req.guest), platform::thread_context()) {
+        (Some(file), Some(thread)) => Some(PlanKey {
             program: req.guest.to_owned(),
             no_sandbox: req.no_sandbox,
             allow_degraded: req.allow_degraded,
             profile: req.profile,
-            file: (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+            file,
             thread,
         }),
         // Unreadable: `prepare` says why.
@@ -185,6 +184,13 @@ static PREPARED: LazyLock<Mutex<HashSet<(PathBuf, FileId)>>> = LazyLock::new(Mut
 /// guest gets a new one.
 type FileId = (u64, u64, u64, i64, i64);
 
+/// The [`FileId`] of the file at `path`, if it can be read.
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
 /// How long a guest's `--prepare` may take (a JIT runtime compiling its code ahead).
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -195,7 +201,6 @@ const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
 /// reads nothing untrusted then. Best effort: a failure is logged and the sandboxed guest
 /// does the work itself, if it can.
 pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     if opts.no_sandbox {
         return Ok(());
     }
@@ -203,13 +208,10 @@ pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
     if command.profile != crate::registry::Profile::Wasm {
         return Ok(());
     }
-    let Ok(m) = std::fs::metadata(&command.program) else {
+    let Some(file) = file_id(&command.program) else {
         return Ok(());
     };
-    let key = (
-        command.program.clone(),
-        (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
-    );
+    let key = (command.program.clone(), file);
     if PREPARED.lock().map_or(true, |p| p.contains(&key)) {
         return Ok(());
     }

@@ -31,11 +31,16 @@ use std::time::Duration;
 pub struct CpuPercent {
     /// Percent of one core, 1 to 100 (a guest runs scripts on one thread).
     pub percent: u32,
-    /// The averaging window. Sampled ten times per window.
+    /// The averaging window, at least [`CpuPercent::MIN_WINDOW`]. Sampled ten times per
+    /// window.
     pub window: Duration,
 }
 
 impl CpuPercent {
+    /// The shortest window: sampling a process's CPU clock more often than every 10 ms
+    /// measures the scheduler's tick more than the guest.
+    pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+
     /// `percent` % of one core averaged over one second, as the seed measured it.
     pub fn new(percent: u32) -> Self {
         CpuPercent {

@@ -7,7 +7,7 @@ use crate::{
     events::{Event, Events},
     globals::{FunctionTable, Globals, HostError},
     launcher,
-    limits::{self, CallLimits, Limits},
+    limits::{self, CallLimits, CpuPercent, Limits},
     options::{Output, SandboxOptions},
     registry::Registry,
     report::IsolationReport,
@@ -70,7 +70,8 @@ impl Sandbox {
     /// [`Error::RuntimeNotFound`], [`Error::Sandbox`] (a layer missing in strict mode, or the
     /// guest failing the host's isolation check: `SandboxError::VerificationFailed`),
     /// [`Error::SpawnStep`] / [`Error::Spawn`] (the launch failed), [`Error::StartupTimeout`],
-    /// [`Error::Protocol`] or [`Error::GuestExited`] (the guest failed during startup).
+    /// [`Error::Protocol`] or [`Error::GuestExited`] (the guest failed during startup),
+    /// [`Error::InvalidArgument`] (a `max_frame` or [`CpuPercent`] out of range).
     pub async fn start(options: SandboxOptions) -> Result<Sandbox> {
         let max = confine_runtime_abstract::codec::DEFAULT_MAX_FRAME;
         if !(1024..=max).contains(&options.max_frame) {
@@ -78,6 +79,16 @@ impl Sandbox {
                 "max_frame must be between 1024 and {max} bytes, got {}",
                 options.max_frame
             )));
+        }
+        if let Some(cap) = options.limits.cpu_percent {
+            if !(1..=100).contains(&cap.percent) || cap.window < CpuPercent::MIN_WINDOW {
+                return Err(Error::InvalidArgument(format!(
+                    "a CPU-percent cap must be 1 to 100 % over at least {} ms, got {} % over {} ms",
+                    CpuPercent::MIN_WINDOW.as_millis(),
+                    cap.percent,
+                    cap.window.as_millis()
+                )));
+            }
         }
         let span =
             tracing::info_span!("sandbox", runtime = %options.runtime, pid = tracing::field::Empty);
@@ -705,7 +716,7 @@ impl SandboxBuilder {
     }
 
     /// See [`Limits::cpu_percent`].
-    pub fn cpu_percent(mut self, cap: Option<crate::CpuPercent>) -> Self {
+    pub fn cpu_percent(mut self, cap: Option<CpuPercent>) -> Self {
         self.options.limits.cpu_percent = cap;
         self
     }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use confine::{ContainerSource, Error, Registry, Sandbox};
+use confine_tests::ProcessCounts;
 use std::time::Duration;
 
 /// The well-behaved fault guest (`src/bin/fault_guest.rs`), with the sandbox on or off.
@@ -17,25 +18,6 @@ async fn start_with(sandboxed: bool) -> Result<Sandbox, Error> {
         .ready_timeout(Duration::from_millis(1500))
         .build()
         .await
-}
-
-/// What the test process holds: open fds, threads, and child processes (zombies included).
-fn process_counts() -> (usize, usize, usize) {
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
-    let me = std::process::id().to_string();
-    let children = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                == Some(me.as_str())
-        })
-        .count();
-    (fds, threads, children)
 }
 
 /// Spawn/teardown cycles (drop and explicit teardown, sandboxed and not) and many calls leave
@@ -56,7 +38,7 @@ fn spawn_teardown_cycles_and_calls_leak_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     });
-    let before = process_counts();
+    let before = ProcessCounts::now();
     runtime.block_on(async {
         for i in 0..100 {
             let sb = start_with(i % 2 == 0).await.unwrap();
@@ -76,14 +58,20 @@ fn spawn_teardown_cycles_and_calls_leak_nothing() {
         }
         // Dropped sandboxes are reaped by their child tasks shortly after.
         for _ in 0..100 {
-            if process_counts().2 <= before.2 {
+            if ProcessCounts::now().children <= before.children {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    let after = process_counts();
-    assert!(after.0 <= before.0, "fds: {before:?} -> {after:?}");
-    assert!(after.1 <= before.1 + 2, "threads: {before:?} -> {after:?}");
-    assert!(after.2 <= before.2, "children: {before:?} -> {after:?}");
+    let after = ProcessCounts::now();
+    assert!(after.fds <= before.fds, "fds: {before:?} -> {after:?}");
+    assert!(
+        after.threads <= before.threads + 2,
+        "threads: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.children <= before.children,
+        "children: {before:?} -> {after:?}"
+    );
 }

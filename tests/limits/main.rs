@@ -246,3 +246,35 @@ async fn other_sandbox_stays_responsive(target: &Target) {
     assert_wall_time(r);
     calm.teardown().await.unwrap();
 }
+
+/// A CPU-percent cap out of range is refused before anything starts (0 % would kill every
+/// guest at once; a window shorter than the sampling can measure would judge noise).
+#[tokio::test]
+async fn out_of_range_cpu_percent_is_invalid_argument() {
+    for (percent, window_ms) in [(0, 1000), (101, 1000), (50, 10)] {
+        let mut limits = confine::Limits::default();
+        limits.cpu_percent = Some(confine::CpuPercent {
+            percent,
+            window: Duration::from_millis(window_ms),
+        });
+        let started = Sandbox::builder()
+            .runtime("quickjs")
+            .limits(limits)
+            .build()
+            .await;
+        match started {
+            Err(Error::InvalidArgument(msg)) => assert!(msg.contains("CPU-percent"), "{msg}"),
+            other => panic!("{percent} % over {window_ms} ms: {:?}", other.map(|_| ())),
+        }
+    }
+    // The control: the same cap in range starts.
+    let mut limits = confine::Limits::default();
+    limits.cpu_percent = Some(confine::CpuPercent::new(100));
+    let sb = Sandbox::builder()
+        .runtime("quickjs")
+        .limits(limits)
+        .build()
+        .await
+        .unwrap();
+    sb.teardown().await.unwrap();
+}

@@ -76,3 +76,37 @@ pub async fn wait_gone(pid: u32, ms: u64) -> bool {
     }
     !process_alive(pid)
 }
+
+/// What this process holds: open fds, threads, and child processes (zombies included).
+/// The counts are the whole process's, so a test comparing them must run alone in its binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessCounts {
+    pub fds: usize,
+    pub threads: usize,
+    pub children: usize,
+}
+
+impl ProcessCounts {
+    pub fn now() -> Self {
+        let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
+        let me = std::process::id().to_string();
+        // A child's stat line has its parent's pid as the second field after the name.
+        let children = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().nth(1))
+                    == Some(me.as_str())
+            })
+            .count();
+        Self {
+            fds: count("/proc/self/fd"),
+            threads: count("/proc/self/task"),
+            children,
+        }
+    }
+}

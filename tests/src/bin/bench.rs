@@ -8,7 +8,8 @@
 //! calls, printing the host's open fds, threads, child processes and RSS before and after.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use confine::{CallLimits, ContainerSource, Error, HostError, Limit, Limits, Sandbox, Value};
+use confine::{CallLimits, ContainerId, ContainerSource, Error, HostError, Limit, Limits, Sandbox};
+use confine_tests::ProcessCounts;
 use std::{
     collections::BTreeMap,
     sync::Arc,
@@ -230,21 +231,7 @@ async fn bench_runtime(rt: &str, scale: usize, table: &mut Table) -> String {
 
     // Throughput with 64 calls in flight.
     let total = 200_000 / scale;
-    let t = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..64 {
-        let sb = Arc::clone(&sb);
-        workers.push(tokio::spawn(async move {
-            for i in (w..total).step_by(64) {
-                let v: Value = sb.call(cid, "add", (i, 1)).await.unwrap();
-                assert_eq!(v, Value::Number((i + 1) as f64));
-            }
-        }));
-    }
-    for w in workers {
-        w.await.unwrap();
-    }
-    let secs = t.elapsed().as_secs_f64();
+    let secs = add_calls(&sb, cid, total).await;
     table.value(
         rt,
         "throughput, 64 in flight",
@@ -368,23 +355,11 @@ async fn memory_bomb_peak(rt: &str, table: &mut Table) {
     // What the memory accounting costs: calls with 64 in flight under the limit.
     let sb = Arc::new(sb);
     let total = 100_000;
-    let t = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..64 {
-        let sb = Arc::clone(&sb);
-        workers.push(tokio::spawn(async move {
-            for i in (w..total).step_by(64) {
-                let _: f64 = sb.call(cid, "add", (i, 1)).await.unwrap();
-            }
-        }));
-    }
-    for w in workers {
-        w.await.unwrap();
-    }
+    let secs = add_calls(&sb, cid, total).await;
     table.value(
         rt,
         "throughput, 64 in flight, 64 MiB memory limit",
-        format!("{:.0} calls/s", total as f64 / t.elapsed().as_secs_f64()),
+        format!("{:.0} calls/s", total as f64 / secs),
     );
     let sb = Arc::try_unwrap(sb).expect("no other owners");
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -423,26 +398,30 @@ async fn memory_bomb_peak(rt: &str, table: &mut Table) {
     );
 }
 
-/// The host's open fds, threads, child processes (zombies included) and RSS in KiB.
-fn host_counts() -> (usize, usize, usize, u64) {
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
-    let me = std::process::id().to_string();
-    let children = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                == Some(me.as_str())
-        })
-        .count();
+/// Makes `total` calls of `add(i, 1)` with 64 in flight, checking each answer; the seconds
+/// they took.
+async fn add_calls(sb: &Arc<Sandbox>, cid: ContainerId, total: usize) -> f64 {
+    let t = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..64 {
+        let sb = Arc::clone(sb);
+        workers.push(tokio::spawn(async move {
+            for i in (w..total).step_by(64) {
+                let v: f64 = sb.call(cid, "add", (i, 1)).await.unwrap();
+                assert_eq!(v, (i + 1) as f64);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// The host's counts and its RSS in KiB.
+fn host_counts() -> (ProcessCounts, u64) {
     (
-        fds,
-        threads,
-        children,
+        ProcessCounts::now(),
         status_kib(std::process::id(), "VmRSS:"),
     )
 }
@@ -471,20 +450,7 @@ async fn soak(rt: &str, scale: usize) {
     let cycle_secs = t.elapsed().as_secs_f64();
     let sb = Arc::new(start(rt, true).await);
     let cid = sb.exec_container(ContainerSource::code(SRC)).await.unwrap();
-    let t = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..64 {
-        let sb = Arc::clone(&sb);
-        workers.push(tokio::spawn(async move {
-            for i in (w..calls).step_by(64) {
-                let _: f64 = sb.call(cid, "add", (i, 1)).await.unwrap();
-            }
-        }));
-    }
-    for w in workers {
-        w.await.unwrap();
-    }
-    let call_secs = t.elapsed().as_secs_f64();
+    let call_secs = add_calls(&sb, cid, calls).await;
     let guest_rss = status_kib(sb.pid(), "VmRSS:");
     Arc::try_unwrap(sb).unwrap().teardown().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -450,15 +450,15 @@ pub(crate) fn prepare(req: &PolicyRequest<'_>) -> Result<Plan, SandboxError> {
     })
 }
 
-/// The directory beside the guest executable where a JIT runtime keeps code it compiled
-/// ahead, outside any sandbox (`AbstractRuntime::prepare_offline`; the `wasm` runtime's
-/// `cache.rs`).
-pub(crate) const JIT_CACHE_DIR: &str = "confine-wasm-cache";
-
-/// Read access to [`JIT_CACHE_DIR`] for a [`Profile::Wasm`] guest, if the directory exists.
-/// Read only: a guest that could write there could plant code for the next guest to load.
+/// Read access to [`JIT_CACHE_DIR`](confine_runtime_abstract::JIT_CACHE_DIR) for a
+/// [`Profile::Wasm`] guest, if the directory exists. Read only: a guest that could write
+/// there could plant code for the next guest to load.
 fn jit_cache_grant(guest: &std::path::Path) -> Option<landlock::Grant> {
-    let dir = guest.parent()?.join(JIT_CACHE_DIR).canonicalize().ok()?;
+    let dir = guest
+        .parent()?
+        .join(confine_runtime_abstract::JIT_CACHE_DIR)
+        .canonicalize()
+        .ok()?;
     let is_dir = dir.is_dir();
     is_dir.then_some(landlock::Grant {
         path: dir,
