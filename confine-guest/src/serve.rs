@@ -243,12 +243,14 @@ impl<R: AbstractRuntime> Guest<R> {
     fn request(&mut self, to: ReplyTo, request: HostRequest) {
         match request {
             HostRequest::Exec {
+                cid,
                 source,
                 options,
                 timeout_ms,
                 cpu_ms,
             } => {
-                let result = self.exec(source, options, deadline(timeout_ms), cpu_deadline(cpu_ms));
+                let (wall, cpu) = (deadline(timeout_ms), cpu_deadline(cpu_ms));
+                let result = self.exec(cid, source, options, wall, cpu);
                 self.link.reply(to, result);
             }
             HostRequest::Config { cid, options } => {
@@ -319,6 +321,7 @@ impl<R: AbstractRuntime> Guest<R> {
 
     fn exec(
         &mut self,
+        requested: Option<ContainerId>,
         source: Source,
         options: Value,
         deadline: Option<Deadline>,
@@ -332,11 +335,22 @@ impl<R: AbstractRuntime> Guest<R> {
                 ));
             }
         }
-        let cid = self.next_cid;
-        self.next_cid = self
-            .next_cid
+        let cid = match requested {
+            Some(cid) if cid == 0 || self.containers.contains_key(&cid) => {
+                return Err(ErrorData::new(
+                    ErrorKind::InvalidRequest,
+                    "Error",
+                    format!("container id {cid} is in use or invalid"),
+                ));
+            }
+            Some(cid) => cid,
+            None => self.next_cid,
+        };
+        // Ids only grow: a requested id is never handed out again, even if its exec fails.
+        self.next_cid = cid
             .checked_add(1)
-            .ok_or_else(|| ErrorData::internal("container ids exhausted"))?;
+            .ok_or_else(|| ErrorData::internal("container ids exhausted"))?
+            .max(self.next_cid);
         // The top-level run is synchronous, so its deadlines only last for this call.
         if deadline.is_some() {
             self.runtime.set_deadline(cid, deadline);

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 /// 2: `Hello` carries the [`Lockdown`].
 /// 3: `Exec`, `Call` and `WaitIdle` carry a wall-time limit (`timeout_ms`).
 /// 4: `Hello` carries the [`GuestLimits`]; `Exec` and `Call` a CPU-time limit (`cpu_ms`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: `Exec` may name the new container's id (`cid`), to re-create containers after a restart.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The exit status of a guest whose process ran out of memory: an allocation failed against
 /// the host's process-level cap. The host reports it as the memory limit, not as a crash.
@@ -107,6 +108,11 @@ pub enum HostRequest {
     /// Create a container from source and run its top-level code. Answered with
     /// [`Reply::Container`].
     Exec {
+        /// The id the new container must have, when the host re-creates a container after
+        /// a restart; `None` lets the guest choose. The guest refuses an id that is in use,
+        /// and never hands out an id it was asked for (so a container that failed to come
+        /// back cannot have its id taken by a later one).
+        cid: Option<ContainerId>,
         /// The container's code.
         source: Source,
         /// Runtime-specific options, kept with the container and shown by [`HostRequest::List`].

@@ -73,12 +73,14 @@ fn error_data() -> ErrorData {
 fn host_messages() -> Vec<HostMessage> {
     let requests = vec![
         HostRequest::Exec {
+            cid: None,
             source: Source::text("export const f = () => 1;", "main.js"),
             options: sample_value(),
             timeout_ms: None,
             cpu_ms: None,
         },
         HostRequest::Exec {
+            cid: Some(u32::MAX),
             source: Source::binary(b"\0asm\x01\0\0\0".to_vec(), "m.wasm"),
             options: sample_value(),
             timeout_ms: Some(u64::MAX),

@@ -174,6 +174,8 @@ pub(crate) struct ConnConfig {
     pub on_console: Option<ConsoleHandler>,
     pub runtime: String,
     pub sandbox: GuestSandbox,
+    /// The sandbox's event channel (it outlives one guest when the sandbox restarts).
+    pub events: broadcast::Sender<Event>,
 }
 
 /// Sends `Hello` (with the lockdown), waits for `Ready`, verifies a sandboxed guest from
@@ -185,7 +187,6 @@ pub(crate) async fn connect(
 ) -> Result<(Arc<Shared>, Hello)> {
     let (mut read, mut write) = socket.into_split();
     let (exit_tx, _) = watch::channel(None);
-    let (events, _) = broadcast::channel(1024);
     let shared = Arc::new(Shared {
         writer: Writer::new(),
         pending: Mutex::new(HashMap::new()),
@@ -195,7 +196,7 @@ pub(crate) async fn connect(
         functions: RwLock::new(cfg.functions),
         on_console: cfg.on_console,
         runtime: cfg.runtime,
-        events,
+        events: cfg.events,
         exit: exit_tx,
         kill: Notify::new(),
         pid: cfg.sandbox.pid,
@@ -776,6 +777,13 @@ impl Shared {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.read().ok().is_some_and(|c| c.is_some())
+    }
+
+    /// The exit status, once the guest has exited.
+    pub(crate) async fn wait_exit_forever(&self) -> ExitInfo {
+        let mut rx = self.exit.subscribe();
+        let exit = rx.wait_for(Option::is_some).await.map(|v| *v);
+        exit.ok().flatten().unwrap_or_default()
     }
 
     /// The exit status, waiting at most `timeout` for it.

@@ -1,11 +1,13 @@
-//! Lifecycle events of a sandbox: errors nobody awaited, containers closing, the guest exiting.
+//! Lifecycle events of a sandbox: errors nobody awaited, containers closing, the guest exiting
+//! and being restarted.
 
-use crate::error::ExitInfo;
+use crate::error::{Error, ExitInfo};
 use confine_runtime_abstract::{ContainerId, ErrorData};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Something that happened in a sandbox outside any request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
     /// Script code threw where no request was waiting: in a timer callback, or a promise
@@ -21,8 +23,26 @@ pub enum Event {
         /// The container.
         cid: ContainerId,
     },
-    /// The guest process ended; nothing more will happen in this sandbox.
+    /// The guest process ended. Nothing more will happen in this sandbox, unless its
+    /// [`crate::RestartPolicy`] starts a new guest ([`Event::Restarted`] then).
     GuestExited(ExitInfo),
+    /// A new guest serves the sandbox after the last one died ([`crate::restart`]).
+    Restarted {
+        /// How the guest before it ended.
+        exit: ExitInfo,
+        /// The new guest's process id.
+        pid: u32,
+        /// The containers re-created from their sources, under their old ids.
+        containers: Vec<ContainerId>,
+        /// The containers whose top-level code failed this time, with its error; they are
+        /// gone, and their ids are never handed out again.
+        lost: Vec<(ContainerId, ErrorData)>,
+    },
+    /// Starting a new guest failed; the policy decides whether another attempt follows.
+    RestartFailed {
+        /// Why it failed.
+        error: Arc<Error>,
+    },
     /// This receiver fell behind and missed this many events.
     Lagged(u64),
 }

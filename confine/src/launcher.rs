@@ -28,6 +28,7 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
     net::UnixStream,
     process::{Child, Command},
+    sync::watch,
 };
 
 /// Captured guest output is kept up to this many bytes per stream.
@@ -85,6 +86,8 @@ pub(crate) struct Launched {
     pub command: GuestCommand,
     pub stdout: Arc<Mutex<Vec<u8>>>,
     pub stderr: Arc<Mutex<Vec<u8>>>,
+    /// How many of the guest's output pipes are still being read: 0 once both hit EOF.
+    pub output_open: watch::Receiver<usize>,
 }
 
 fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -331,17 +334,18 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
     let prefix = format!("[confine {} {pid}]", opts.runtime);
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let stderr = Arc::new(Mutex::new(Vec::new()));
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(
-            out,
-            opts.stdout,
-            false,
-            prefix.clone(),
-            Arc::clone(&stdout),
-        ));
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (open_tx, output_open) =
+        watch::channel(usize::from(out.is_some()) + usize::from(err.is_some()));
+    let open_tx = Arc::new(open_tx);
+    if let Some(out) = out {
+        let sink = Arc::clone(&stdout);
+        let open = Pumping(Arc::clone(&open_tx));
+        tokio::spawn(pump(out, opts.stdout, false, prefix.clone(), sink, open));
     }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, opts.stderr, true, prefix, Arc::clone(&stderr)));
+    if let Some(err) = err {
+        let sink = Arc::clone(&stderr);
+        tokio::spawn(pump(err, opts.stderr, true, prefix, sink, Pumping(open_tx)));
     }
     if opts.strace {
         attach_strace(pid);
@@ -359,7 +363,18 @@ pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
         command,
         stdout,
         stderr,
+        output_open,
     })
+}
+
+/// Held by a pipe reader while it runs: counts it out of [`Launched::output_open`] when it
+/// ends, however it ends.
+struct Pumping(Arc<watch::Sender<usize>>);
+
+impl Drop for Pumping {
+    fn drop(&mut self) {
+        self.0.send_modify(|open| *open = open.saturating_sub(1));
+    }
 }
 
 /// Reads a guest stream to its end, echoing, capturing or dropping it. Reading even when
@@ -370,6 +385,7 @@ async fn pump<R: AsyncRead + Unpin>(
     is_stderr: bool,
     prefix: String,
     sink: Arc<Mutex<Vec<u8>>>,
+    _open: Pumping,
 ) {
     let mut lines = BufReader::new(stream);
     let mut line = Vec::new();

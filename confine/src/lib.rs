@@ -78,6 +78,7 @@ mod options;
 mod platform;
 pub mod registry;
 pub mod report;
+pub mod restart;
 mod sandbox;
 mod writer;
 
@@ -97,6 +98,7 @@ pub use platform::FilterError;
 pub use platform::{SandboxError, SpawnStep};
 pub use registry::Registry;
 pub use report::{IsolationReport, Protection, ProtectionStatus};
+pub use restart::RestartPolicy;
 pub use sandbox::{Sandbox, SandboxBuilder};
 
 /// The runtime used when none is named.

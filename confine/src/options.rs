@@ -1,6 +1,6 @@
 //! [`SandboxOptions`]: plain data describing one sandbox, checked when it starts.
 
-use crate::{globals::Globals, limits::Limits, registry::Registry};
+use crate::{globals::Globals, limits::Limits, registry::Registry, restart::RestartPolicy};
 use confine_runtime_abstract::{codec::DEFAULT_MAX_FRAME, protocol::LogLevel, ContainerId};
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -85,6 +85,10 @@ pub struct SandboxOptions {
     /// Resource budgets: CPU, memory, stack, output, host calls, containers, calls in
     /// flight. Default: none.
     pub limits: Limits,
+    /// What happens when the guest dies: end the sandbox, or start a new guest with the
+    /// globals and containers re-created ([`crate::restart`]). Default:
+    /// [`RestartPolicy::Never`].
+    pub restart: RestartPolicy,
 }
 
 impl Default for SandboxOptions {
@@ -106,6 +110,7 @@ impl Default for SandboxOptions {
             kill_grace: Duration::from_millis(100),
             teardown_grace: Duration::from_secs(1),
             limits: Limits::default(),
+            restart: RestartPolicy::Never,
         }
     }
 }
@@ -129,6 +134,7 @@ impl fmt::Debug for SandboxOptions {
             .field("kill_grace", &self.kill_grace)
             .field("teardown_grace", &self.teardown_grace)
             .field("limits", &self.limits)
+            .field("restart", &self.restart)
             .finish()
     }
 }

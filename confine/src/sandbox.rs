@@ -11,6 +11,7 @@ use crate::{
     options::{Output, SandboxOptions},
     registry::Registry,
     report::IsolationReport,
+    restart::{self, RestartPolicy, Restarts},
 };
 use confine_runtime_abstract::{
     from_value,
@@ -21,9 +22,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::{
     future::Future,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
+use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 /// A running guest process, sandboxed, that hosts containers.
@@ -34,25 +36,171 @@ use tracing::Instrument;
 /// # Drop
 /// Dropping a `Sandbox` without [`Sandbox::teardown`] kills the guest (SIGKILL) and reaps it
 /// in the background; no process is left behind.
+///
+/// # Restarts
+/// With a [`RestartPolicy`] ([`SandboxBuilder::restart`]) a sandbox outlives its guest: a new
+/// one is started with the globals and containers re-created (see [`crate::restart`]).
 #[derive(Debug)]
 pub struct Sandbox {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
     runtime: String,
     version: String,
     program: PathBuf,
-    pid: u32,
     report: IsolationReport,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
     teardown_grace: Duration,
     call_timeout: Option<Duration>,
     cpu_time: Option<Duration>,
     kill_grace: Duration,
 }
 
+/// What a sandbox shares with its restart supervisor.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// The guest serving now; a restart replaces it.
+    pub(crate) guest: RwLock<Arc<Guest>>,
+    /// Lifecycle events, across restarts.
+    pub(crate) events: broadcast::Sender<Event>,
+    /// `None` without a restart policy.
+    pub(crate) restarts: Option<Restarts>,
+}
+
+impl Inner {
+    pub(crate) fn current(&self) -> Arc<Guest> {
+        match self.guest.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// One guest process and its connection.
+#[derive(Debug)]
+pub(crate) struct Guest {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pid: u32,
+    /// Counts the sandbox's guests from 0; a restart's guest is the next one.
+    pub(crate) generation: u64,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// The guest's output pipes still being read (see [`Guest::drained`]).
+    output_open: watch::Receiver<usize>,
+}
+
+/// How long after its exit a guest's output pipes may stay open: a process it started (only
+/// possible without the sandbox) can hold them forever.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Guest {
+    /// Waits until everything the guest wrote to stdout and stderr has been read (so
+    /// captured output is complete), at most [`DRAIN_TIMEOUT`].
+    pub(crate) async fn drained(&self) {
+        let mut open = self.output_open.clone();
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, open.wait_for(|n| *n == 0)).await;
+    }
+}
+
+/// What starting a guest learned besides the guest.
+pub(crate) struct Started {
+    runtime: String,
+    version: String,
+    program: PathBuf,
+    report: IsolationReport,
+}
+
+/// Starts a guest for `options`: finds it, prepares the platform sandbox, spawns it, caps
+/// its memory, and waits for it to be ready and verified; then defines `globals` in it.
+pub(crate) async fn spawn_guest(
+    options: &SandboxOptions,
+    globals: &Globals,
+    events: broadcast::Sender<Event>,
+    generation: u64,
+) -> Result<(Guest, Started)> {
+    launcher::prepare_offline(options).await?;
+    let mut launched = launcher::launch(options)?;
+    tracing::Span::current().record("pid", launched.pid);
+    // The cap is set from outside before `Hello`, so before the guest reads anything
+    // untrusted; it holds whatever the engine's own accounting misses.
+    let memory_cap = options.limits.memory.map(Limits::process_memory_cap);
+    if let Some(cap) = memory_cap {
+        if let Err(source) = limits::cap_process_memory(launched.pid, cap) {
+            let _ = launched.child.start_kill();
+            return Err(Error::Spawn {
+                what: "capping the guest's memory (prlimit RLIMIT_DATA)",
+                source,
+            });
+        }
+    }
+    let functions: FunctionTable = globals.functions().collect();
+    let (shared, hello) = conn::connect(
+        launched.socket,
+        launched.child,
+        ConnConfig {
+            max_frame: options.max_frame,
+            limits: options.limits.guest(),
+            in_flight: options.limits.in_flight,
+            cpu_percent: options.limits.cpu_percent,
+            memory_cap,
+            ready_timeout: options.ready_timeout,
+            functions,
+            on_console: options.on_console.clone(),
+            runtime: options.runtime.clone(),
+            sandbox: launched.sandbox,
+            events,
+        },
+    )
+    .await?;
+    tracing::debug!(version = %hello.version, "guest ready");
+    let guest = Guest {
+        shared,
+        pid: launched.pid,
+        generation,
+        stdout: launched.stdout,
+        stderr: launched.stderr,
+        output_open: launched.output_open,
+    };
+    if !globals.is_empty() {
+        if let Err(e) = define_globals(&guest.shared, globals).await {
+            guest.shared.begin_teardown();
+            guest.shared.kill_guest();
+            return Err(e);
+        }
+    }
+    let started = Started {
+        runtime: hello.runtime,
+        version: hello.version,
+        program: launched.command.program,
+        report: hello.report,
+    };
+    Ok((guest, started))
+}
+
+/// Defines `globals` in the guest behind `shared` (the host's table first, so a script
+/// calling a new function at once finds it).
+pub(crate) async fn define_globals(shared: &Shared, globals: &Globals) -> Result<()> {
+    if let Ok(mut table) = shared.functions.write() {
+        table.extend(globals.functions());
+    }
+    match shared
+        .request(HostRequest::DefineGlobals {
+            globals: globals.defs(),
+        })
+        .await?
+        .map_err(|e| Error::from_guest(0, None, e))?
+    {
+        Reply::Unit => Ok(()),
+        _ => Err(unexpected(shared, "DefineGlobals")),
+    }
+}
+
+/// A reply of the wrong shape is the guest lying; it is not trusted further.
+fn unexpected(shared: &Shared, request: &'static str) -> Error {
+    shared.kill_guest();
+    Error::Protocol(Arc::new(ProtocolError::UnexpectedReply { request }))
+}
+
 /// A wall-time limit as the protocol carries it: whole milliseconds, rounded up so a limit
 /// never shrinks.
-fn timeout_ms(limit: Option<Duration>) -> Option<u64> {
+pub(crate) fn timeout_ms(limit: Option<Duration>) -> Option<u64> {
     limit.map(|d| u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
 }
 
@@ -71,7 +219,8 @@ impl Sandbox {
     /// guest failing the host's isolation check: `SandboxError::VerificationFailed`),
     /// [`Error::SpawnStep`] / [`Error::Spawn`] (the launch failed), [`Error::StartupTimeout`],
     /// [`Error::Protocol`] or [`Error::GuestExited`] (the guest failed during startup),
-    /// [`Error::InvalidArgument`] (a `max_frame` or [`CpuPercent`] out of range).
+    /// [`Error::InvalidArgument`] (a `max_frame` or [`CpuPercent`] out of range, a
+    /// [`RestartPolicy`] with a zero window).
     pub async fn start(options: SandboxOptions) -> Result<Sandbox> {
         let max = confine_runtime_abstract::codec::DEFAULT_MAX_FRAME;
         if !(1024..=max).contains(&options.max_frame) {
@@ -90,64 +239,52 @@ impl Sandbox {
                 )));
             }
         }
+        if let RestartPolicy::OnExit { window, .. } = options.restart {
+            if window.is_zero() {
+                return Err(Error::InvalidArgument(
+                    "a restart policy's window must not be zero (it would allow endless restarts)"
+                        .to_owned(),
+                ));
+            }
+        }
         let span =
             tracing::info_span!("sandbox", runtime = %options.runtime, pid = tracing::field::Empty);
-        async move {
-            launcher::prepare_offline(&options).await?;
-            let mut launched = launcher::launch(&options)?;
-            tracing::Span::current().record("pid", launched.pid);
-            // The cap is set from outside before `Hello`, so before the guest reads anything
-            // untrusted; it holds whatever the engine's own accounting misses.
-            let memory_cap = options.limits.memory.map(Limits::process_memory_cap);
-            if let Some(cap) = memory_cap {
-                if let Err(source) = limits::cap_process_memory(launched.pid, cap) {
-                    let _ = launched.child.start_kill();
-                    return Err(Error::Spawn {
-                        what: "capping the guest's memory (prlimit RLIMIT_DATA)",
-                        source,
-                    });
-                }
-            }
-            let functions: FunctionTable = options.globals.functions().collect();
-            let (shared, hello) = conn::connect(
-                launched.socket,
-                launched.child,
-                ConnConfig {
-                    max_frame: options.max_frame,
-                    limits: options.limits.guest(),
-                    in_flight: options.limits.in_flight,
-                    cpu_percent: options.limits.cpu_percent,
-                    memory_cap,
-                    ready_timeout: options.ready_timeout,
-                    functions,
-                    on_console: options.on_console.clone(),
-                    runtime: options.runtime.clone(),
-                    sandbox: launched.sandbox,
-                },
-            )
+        let (events, _) = broadcast::channel(1024);
+        let (guest, started) = spawn_guest(&options, &options.globals, events.clone(), 0)
+            .instrument(span)
             .await?;
-            tracing::debug!(version = %hello.version, "guest ready");
-            let sandbox = Sandbox {
-                shared,
-                runtime: hello.runtime,
-                version: hello.version,
-                program: launched.command.program,
-                pid: launched.pid,
-                report: hello.report,
-                stdout: launched.stdout,
-                stderr: launched.stderr,
-                teardown_grace: options.teardown_grace,
-                call_timeout: options.call_timeout,
-                cpu_time: options.limits.cpu_time,
-                kill_grace: options.kill_grace,
-            };
-            if !options.globals.is_empty() {
-                sandbox.send_globals(&options.globals).await?;
-            }
-            Ok(sandbox)
+        let inner = Arc::new(Inner {
+            guest: RwLock::new(Arc::new(guest)),
+            events,
+            restarts: Restarts::new(&options),
+        });
+        if inner.restarts.is_some() {
+            tokio::spawn(restart::supervise(Arc::clone(&inner)));
         }
-        .instrument(span)
-        .await
+        Ok(Sandbox {
+            inner,
+            runtime: started.runtime,
+            version: started.version,
+            program: started.program,
+            report: started.report,
+            teardown_grace: options.teardown_grace,
+            call_timeout: options.call_timeout,
+            cpu_time: options.limits.cpu_time,
+            kill_grace: options.kill_grace,
+        })
+    }
+
+    /// The connection to send a request on: the guest serving now or, if it died and a
+    /// restart follows, the next one (this waits for it).
+    async fn conn(&self) -> Arc<Guest> {
+        let guest = self.inner.current();
+        match &self.inner.restarts {
+            Some(restarts) if guest.shared.is_closed() => {
+                restarts.wait_past(guest.generation).await;
+                self.inner.current()
+            }
+            _ => guest,
+        }
     }
 
     /// Creates a container from `source`, runs its top-level code, and returns its id.
@@ -160,10 +297,15 @@ impl Sandbox {
     pub async fn exec_container(&self, source: ContainerSource) -> Result<ContainerId> {
         let name = source.source.name.clone();
         let limits = self.hard_limits(self.default_call_limits());
-        let reply = self
+        let guest = self.conn().await;
+        // Kept only to re-create the container after a restart.
+        let kept = self.inner.restarts.as_ref().map(|_| source.clone());
+        let requested = self.inner.restarts.as_ref().map(Restarts::new_cid);
+        let reply = guest
             .shared
             .request_limited(
                 HostRequest::Exec {
+                    cid: requested,
                     source: source.source,
                     options: source.options,
                     timeout_ms: timeout_ms(limits.wall),
@@ -173,11 +315,14 @@ impl Sandbox {
             )
             .await?;
         match reply.map_err(|e| Error::from_guest(0, None, e))? {
-            Reply::Container(cid) => {
+            Reply::Container(cid) if requested.is_none_or(|r| r == cid) => {
                 tracing::debug!(cid, name = %name, "container created");
+                if let (Some(restarts), Some(source)) = (&self.inner.restarts, kept) {
+                    restarts.created(guest.generation, cid, source);
+                }
                 Ok(cid)
             }
-            _ => Err(self.unexpected("Exec")),
+            _ => Err(unexpected(&guest.shared, "Exec")),
         }
     }
 
@@ -187,13 +332,20 @@ impl Sandbox {
     /// [`Error::NoSuchContainer`], or options the runtime rejects ([`Error::Runtime`]).
     pub async fn config_container(&self, cid: ContainerId, options: impl Serialize) -> Result<()> {
         let options = to_value(&options)?;
-        let reply = self
+        let guest = self.conn().await;
+        let kept = self.inner.restarts.as_ref().map(|_| options.clone());
+        let reply = guest
             .shared
             .request(HostRequest::Config { cid, options })
             .await?;
         match reply.map_err(|e| Error::from_guest(cid, None, e))? {
-            Reply::Unit => Ok(()),
-            _ => Err(self.unexpected("Config")),
+            Reply::Unit => {
+                if let (Some(restarts), Some(options)) = (&self.inner.restarts, kept) {
+                    restarts.configured(guest.generation, cid, options);
+                }
+                Ok(())
+            }
+            _ => Err(unexpected(&guest.shared, "Config")),
         }
     }
 
@@ -297,7 +449,8 @@ impl Sandbox {
         limits: CallLimits,
     ) -> Result<Value> {
         let limits = self.hard_limits(limits);
-        let reply = self
+        let guest = self.conn().await;
+        let reply = guest
             .shared
             .request_limited(
                 HostRequest::Call {
@@ -312,7 +465,7 @@ impl Sandbox {
             .await?;
         match reply.map_err(|e| Error::from_guest(cid, Some(export), e))? {
             Reply::Value(v) => Ok(v),
-            _ => Err(self.unexpected("Call")),
+            _ => Err(unexpected(&guest.shared, "Call")),
         }
     }
 
@@ -321,14 +474,15 @@ impl Sandbox {
     /// # Errors
     /// [`Error::GuestExited`] / [`Error::Protocol`] if the guest is gone.
     pub async fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
-        match self
+        let guest = self.conn().await;
+        match guest
             .shared
             .request(HostRequest::List)
             .await?
             .map_err(|e| Error::from_guest(0, None, e))?
         {
             Reply::Containers(list) => Ok(list),
-            _ => Err(self.unexpected("List")),
+            _ => Err(unexpected(&guest.shared, "List")),
         }
     }
 
@@ -338,17 +492,21 @@ impl Sandbox {
     /// # Errors
     /// [`Error::NoSuchContainer`] if it does not exist.
     pub async fn kill_container(&self, cid: ContainerId) -> Result<()> {
-        match self
+        let guest = self.conn().await;
+        match guest
             .shared
             .request(HostRequest::Kill { cid })
             .await?
             .map_err(|e| Error::from_guest(cid, None, e))?
         {
             Reply::Unit => {
-                let _ = self.shared.events.send(Event::ContainerClosed { cid });
+                if let Some(restarts) = &self.inner.restarts {
+                    restarts.killed(guest.generation, cid);
+                }
+                let _ = self.inner.events.send(Event::ContainerClosed { cid });
                 Ok(())
             }
-            _ => Err(self.unexpected("Kill")),
+            _ => Err(unexpected(&guest.shared, "Kill")),
         }
     }
 
@@ -373,7 +531,8 @@ impl Sandbox {
         cid: ContainerId,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        match self
+        let guest = self.conn().await;
+        match guest
             .shared
             .request_limited(
                 HostRequest::WaitIdle {
@@ -386,7 +545,7 @@ impl Sandbox {
             .map_err(|e| Error::from_guest(cid, None, e))?
         {
             Reply::Unit => Ok(()),
-            _ => Err(self.unexpected("WaitIdle")),
+            _ => Err(unexpected(&guest.shared, "WaitIdle")),
         }
     }
 
@@ -414,70 +573,67 @@ impl Sandbox {
     }
 
     async fn send_globals(&self, globals: &Globals) -> Result<()> {
-        // Host side first, so a script calling the new function at once finds it.
-        if let Ok(mut table) = self.shared.functions.write() {
-            table.extend(globals.functions());
+        let guest = self.conn().await;
+        define_globals(&guest.shared, globals).await?;
+        if let Some(restarts) = &self.inner.restarts {
+            restarts.defined(guest.generation, globals);
         }
-        match self
-            .shared
-            .request(HostRequest::DefineGlobals {
-                globals: globals.defs(),
-            })
-            .await?
-            .map_err(|e| Error::from_guest(0, None, e))?
-        {
-            Reply::Unit => Ok(()),
-            _ => Err(self.unexpected("DefineGlobals")),
-        }
+        Ok(())
     }
 
     /// Closes the connection, waits for the guest to exit (killing it after
-    /// [`SandboxOptions::teardown_grace`]) and returns how it ended. Pending calls fail with
-    /// [`Error::TornDown`].
+    /// [`SandboxOptions::teardown_grace`]) and returns how it ended, once its stdout and
+    /// stderr have been read to the end. Pending calls fail with [`Error::TornDown`].
     ///
     /// # Errors
     /// Never fails today; the `Result` leaves room for platforms where reaping can.
     pub async fn teardown(self) -> Result<ExitInfo> {
-        self.shared.begin_teardown();
-        let info = match self.shared.wait_exit(self.teardown_grace).await {
+        if let Some(restarts) = &self.inner.restarts {
+            restarts.end();
+        }
+        let guest = self.inner.current();
+        guest.shared.begin_teardown();
+        let info = match guest.shared.wait_exit(self.teardown_grace).await {
             Some(info) => info,
             None => {
-                self.shared.kill_guest();
-                self.shared
+                guest.shared.kill_guest();
+                guest
+                    .shared
                     .wait_exit(Duration::from_secs(5))
                     .await
                     .unwrap_or_default()
             }
         };
-        tracing::debug!(runtime = %self.runtime, pid = self.pid, %info, "sandbox torn down");
+        guest.drained().await;
+        tracing::debug!(runtime = %self.runtime, pid = guest.pid, %info, "sandbox torn down");
         Ok(info)
     }
 
     /// How the guest ended, once it has (the seed's `guestExitCode` / `guestExitSignal`).
+    /// With a restart policy: the guest serving now (or the last one).
     pub fn exit_info(&self) -> Option<ExitInfo> {
-        *self.shared.exit.borrow()
+        *self.inner.current().shared.exit.borrow()
     }
 
     /// `true` while the guest is running and the connection is open.
     pub fn is_active(&self) -> bool {
-        self.exit_info().is_none() && !self.shared.is_closed()
+        let guest = self.inner.current();
+        let exited = guest.shared.exit.borrow().is_some();
+        !exited && !guest.shared.is_closed()
     }
 
-    /// Resolves when the guest process has exited, with how it ended. Independent of the
-    /// `Sandbox`'s lifetime.
+    /// Resolves when the sandbox has ended, with how its last guest exited: when the guest
+    /// exited, or with a restart policy, when a guest exited and no restart followed. By then
+    /// its stdout and stderr have been read to the end ([`Sandbox::captured_stderr`] is
+    /// complete). Independent of the `Sandbox`'s lifetime.
     pub fn closed(&self) -> impl Future<Output = ExitInfo> + Send + 'static {
-        let mut rx = self.shared.exit.subscribe();
-        async move {
-            match rx.wait_for(Option::is_some).await {
-                Ok(v) => v.unwrap_or_default(),
-                Err(_) => ExitInfo::default(),
-            }
-        }
+        let inner = Arc::clone(&self.inner);
+        async move { restart::final_exit(&inner).await }
     }
 
     /// A receiver of this sandbox's [`Event`]s from now on.
     pub fn events(&self) -> Events {
-        Events::new(self.shared.events.subscribe())
+        Events::new(self.inner.events.subscribe())
     }
 
     /// The guest executable that serves this sandbox's runtime.
@@ -495,29 +651,37 @@ impl Sandbox {
         &self.version
     }
 
-    /// The guest's process id.
+    /// The guest's process id (after a restart, the new guest's).
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.inner.current().pid
     }
 
-    /// What the platform sandbox enforces for this guest.
+    /// What the platform sandbox enforces for this guest (a restarted guest is started and
+    /// checked the same way).
     pub fn isolation(&self) -> &IsolationReport {
         &self.report
     }
 
-    /// The guest's stdout so far, with [`Output::Capture`].
+    /// The guest's stdout so far, with [`Output::Capture`] (after a restart, the new
+    /// guest's).
     pub fn captured_stdout(&self) -> Vec<u8> {
-        self.stdout.lock().map(|b| b.clone()).unwrap_or_default()
+        let guest = self.inner.current();
+        let out = guest.stdout.lock().map(|b| b.clone());
+        out.unwrap_or_default()
     }
 
-    /// The guest's stderr so far, with [`Output::Capture`].
+    /// The guest's stderr so far, with [`Output::Capture`] (after a restart, the new
+    /// guest's).
     pub fn captured_stderr(&self) -> Vec<u8> {
-        self.stderr.lock().map(|b| b.clone()).unwrap_or_default()
+        let guest = self.inner.current();
+        let err = guest.stderr.lock().map(|b| b.clone());
+        err.unwrap_or_default()
     }
 
-    /// Kills the guest now (SIGKILL). Pending calls fail with [`Error::GuestExited`].
+    /// Kills the guest now (SIGKILL). Pending calls fail with [`Error::GuestExited`]. With a
+    /// restart policy this counts as a death: a new guest follows while the policy allows.
     pub fn kill(&self) {
-        self.shared.kill_guest();
+        self.inner.current().shared.kill_guest();
     }
 
     /// The sandbox's limits for a call or a top-level run.
@@ -534,19 +698,19 @@ impl Sandbox {
             grace: self.kill_grace,
         }
     }
-
-    fn unexpected(&self, request: &'static str) -> Error {
-        // A reply of the wrong shape is the guest lying; it is not trusted further.
-        self.shared.kill_guest();
-        Error::Protocol(Arc::new(ProtocolError::UnexpectedReply { request }))
-    }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if self.exit_info().is_none() {
-            self.shared.begin_teardown();
-            self.shared.kill_guest();
+        // First, so the supervisor does not restart the guest this kills (and kills one it
+        // is starting now).
+        if let Some(restarts) = &self.inner.restarts {
+            restarts.end();
+        }
+        let guest = self.inner.current();
+        if guest.shared.exit.borrow().is_none() {
+            guest.shared.begin_teardown();
+            guest.shared.kill_guest();
         }
     }
 }
@@ -748,6 +912,12 @@ impl SandboxBuilder {
     /// See [`Limits::containers`].
     pub fn container_limit(mut self, containers: Option<u32>) -> Self {
         self.options.limits.containers = containers;
+        self
+    }
+
+    /// See [`SandboxOptions::restart`].
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.options.restart = policy;
         self
     }
 

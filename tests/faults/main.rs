@@ -10,6 +10,8 @@ use confine::{
 };
 use confine_runtime_abstract::codec::CodecError;
 use confine_tests::wait_gone;
+
+mod restart;
 use std::{path::PathBuf, sync::LazyLock, time::Duration};
 
 const FAULT_GUEST: &str = env!("CARGO_BIN_EXE_fault-guest");
@@ -157,6 +159,59 @@ async fn response_with_unknown_id_is_protocol_error() {
         matches!(protocol(&err), ProtocolError::UnknownResponse(_)),
         "{err:?}"
     );
+}
+
+/// With a restart policy the host picks container ids; a guest that answers with another id
+/// (the fault guest always says 1) is lying, and is killed for it.
+#[tokio::test]
+async fn container_id_other_than_requested_is_protocol_error() {
+    let mut registry = Registry::new();
+    registry.register("fault", guest_named("ok"));
+    let sb = Sandbox::builder()
+        .runtime("fault")
+        .registry(registry)
+        .no_sandbox(true)
+        .restart(confine::RestartPolicy::on_exit(1, Duration::from_secs(60)))
+        .build()
+        .await
+        .unwrap();
+    // The control: the first id the host asks for is 1, which the guest happens to answer.
+    let first = sb.exec_container(ContainerSource::code("ok")).await;
+    assert_eq!(first.unwrap(), 1);
+    let pid = sb.pid();
+    let err = sb
+        .exec_container(ContainerSource::code("ok"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            protocol(&err),
+            ProtocolError::UnexpectedReply { request: "Exec" }
+        ),
+        "{err:?}"
+    );
+    assert!(wait_gone(pid, 3000).await);
+}
+
+/// `closed()` resolves only once the guest's stderr was read to its end, so everything written
+/// to it is captured, even by a process that outlived the guest (for up to a second).
+#[tokio::test]
+async fn closed_waits_for_the_guest_output() {
+    let mut registry = Registry::new();
+    registry.register("fault", guest_named("ok"));
+    let sb = Sandbox::builder()
+        .runtime("fault")
+        .registry(registry)
+        .no_sandbox(true)
+        .stderr(confine::Output::Capture)
+        .build()
+        .await
+        .unwrap();
+    let closed = sb.closed();
+    let exec = sb.exec_container(ContainerSource::code("stderr-after-exit"));
+    assert!(matches!(exec.await, Err(Error::GuestExited(i)) if i.code == Some(4)));
+    assert_eq!(closed.await.code, Some(4));
+    assert_eq!(sb.captured_stderr(), b"late line\n");
 }
 
 #[tokio::test]

@@ -102,28 +102,10 @@ impl Guest {
         let exit = tokio::time::timeout(Duration::from_secs(5), self.sb.closed())
             .await
             .expect("exit status");
-        // The guest has exited; the pipe reader may still be catching up with what it wrote
-        // just before.
-        (exit, settled_stderr(&self.sb).await)
+        // `closed` resolves once the guest's stderr was read to the end.
+        let stderr = String::from_utf8_lossy(&self.sb.captured_stderr()).into_owned();
+        (exit, stderr)
     }
-}
-
-/// An exited guest's captured stderr once it stops growing (unchanged over two checks 20 ms
-/// apart, at most a second): the pipe reader runs on its own task and may lag behind the
-/// exit.
-async fn settled_stderr(sb: &Sandbox) -> String {
-    let mut last = sb.captured_stderr().len();
-    let mut unchanged = 0;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let now = sb.captured_stderr().len();
-        unchanged = if now == last { unchanged + 1 } else { 0 };
-        if unchanged == 2 {
-            break;
-        }
-        last = now;
-    }
-    String::from_utf8_lossy(&sb.captured_stderr()).into_owned()
 }
 
 /// Runs `probe` once in a fresh guest; the guest must survive it (exit 0 at teardown).

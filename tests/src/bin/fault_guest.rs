@@ -163,6 +163,23 @@ fn main() {
                 },
             ),
             "exit-3" => std::process::exit(3),
+            "stderr-after-exit" => {
+                // A child that outlives the guest and writes to the inherited stderr later
+                // (possible only without the sandbox): the host's pipe reader is still busy
+                // after the guest's exit status arrives.
+                // SAFETY: this process is single-threaded; the child only sleeps, writes and
+                // exits.
+                if unsafe { libc::fork() } == 0 {
+                    // Not the socket: the host sees the guest hang up at its exit.
+                    // SAFETY: closing this process's copy of fd 3, never used here again.
+                    unsafe { libc::close(3) };
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let _ = std::io::stderr().write_all(b"late line\n");
+                    // SAFETY: leaving the forked child without running the parent's exit hooks.
+                    unsafe { libc::_exit(0) };
+                }
+                std::process::exit(4);
+            }
             "sigkill-self" => {
                 // SAFETY: signalling ourselves.
                 unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

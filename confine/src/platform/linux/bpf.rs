@@ -66,7 +66,7 @@ pub enum FilterError {
     TooLong {
         /// Instructions built.
         len: usize,
-        /// The limit ([`MAX_FILTER_LEN`]).
+        /// The limit: 512 instructions, the child's stack buffer for the program.
         max: usize,
     },
     /// A conditional jump would need an offset above 255.
