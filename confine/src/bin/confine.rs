@@ -312,6 +312,15 @@ fn print_uncaught(error: &confine::ErrorData) {
     }
 }
 
+/// What the host checks from outside before a sandboxed guest gets any request
+/// (`platform::verify_guest`), as `confine doctor` says it.
+#[cfg(target_os = "macos")]
+const VERIFIED: &str =
+    "the host verified from outside (sandbox_check) that a Seatbelt profile is in force.";
+#[cfg(not(target_os = "macos"))]
+const VERIFIED: &str = "the host verified from outside that it runs with no_new_privs, both \
+     seccomp filters (stage 1 and its own stage 2), only fds 0-3 and an empty environment.";
+
 /// `confine doctor`: the host's sandboxing features, the policy `runtime` would get, and a
 /// live check (one sandboxed guest started, verified by the host, torn down). Exits 0 only if
 /// that guest was fully enforced.
@@ -336,9 +345,7 @@ async fn doctor(runtime: String) -> u8 {
             let isolation = sandbox.isolation().clone();
             let _ = sandbox.teardown().await;
             println!(
-                "live check: started a sandboxed `{runtime}` guest in {:.1} ms; the host verified \
-                 from outside that it runs with no_new_privs, both seccomp filters (stage 1 and \
-                 its own stage 2), only fds 0-3 and an empty environment.",
+                "live check: started a sandboxed `{runtime}` guest in {:.1} ms; {VERIFIED}",
                 ready.as_secs_f64() * 1e3
             );
             if isolation.fully_enforced() {
