@@ -1,10 +1,11 @@
-//! Engine-independent helpers for JavaScript runtimes: the timer clock, the thread's CPU
-//! clock, stack-trace location parsing, and console formatting of property names and strings.
+//! Engine-independent helpers for JavaScript runtimes: the timer clock and a container's
+//! timer table, the thread's CPU clock, stack-trace location parsing, and console formatting of property names and strings.
 //! No engine, no I/O.
 
 use crate::error::Location;
 use std::{
     cell::Cell,
+    collections::HashMap,
     fmt::Write as _,
     time::{Duration, Instant},
 };
@@ -93,6 +94,114 @@ impl Clock {
     /// The sequence number the next timer will get.
     pub fn peek_seq(&self) -> u64 {
         self.seq.get()
+    }
+}
+
+/// The longest delay a timer takes; longer ones are cut to this (about 24.8 days), as in
+/// browsers and node.
+const MAX_DELAY_MS: f64 = i32::MAX as f64;
+
+/// One armed timer: when it is due, and what it calls (`F`: the engine's handles to the
+/// callback and its arguments).
+#[derive(Debug)]
+struct Timer<F> {
+    deadline: Instant,
+    /// Arming order (see [`Clock::next_seq`]).
+    seq: u64,
+    interval: Option<Duration>,
+    call: F,
+}
+
+/// A container's `setTimeout` / `setInterval` timers by id. Nothing fires on its own: the
+/// runtime's `run_pending` asks for the earliest due timer ([`Timers::next_due`]) and fires
+/// them one at a time, running promise jobs in between, as browsers and node do.
+#[derive(Debug)]
+pub struct Timers<F> {
+    last_id: u32,
+    map: HashMap<u32, Timer<F>>,
+}
+
+impl<F> Default for Timers<F> {
+    fn default() -> Self {
+        Timers {
+            last_id: 0,
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<F: Clone> Timers<F> {
+    /// Arms a timer that calls `call` after `delay_ms` (the script's delay argument if it
+    /// was a number), once or every `delay_ms` when `repeat`; its id for the script. A missing
+    /// or NaN delay is 0, and an interval waits at least 1 ms so `setInterval(f, 0)` cannot
+    /// keep the guest busy without pause.
+    pub fn arm(&mut self, clock: &Clock, delay_ms: Option<f64>, repeat: bool, call: F) -> u32 {
+        let ms = delay_ms.filter(|ms| !ms.is_nan()).unwrap_or(0.0);
+        let ms = ms.clamp(0.0, MAX_DELAY_MS);
+        let delay = Duration::from_secs_f64(if repeat { ms.max(1.0) } else { ms } / 1000.0);
+        let timer = Timer {
+            deadline: clock.now() + delay,
+            seq: clock.next_seq(),
+            interval: repeat.then_some(delay),
+            call,
+        };
+        // Ids are numbers script code keeps; skip 0 (falsy) and any id still in use.
+        let mut id = self.last_id;
+        loop {
+            id = id.wrapping_add(1);
+            if id != 0 && !self.map.contains_key(&id) {
+                break;
+            }
+        }
+        self.last_id = id;
+        self.map.insert(id, timer);
+        id
+    }
+
+    /// Disarms the timer whose id the script passed to `clearTimeout` / `clearInterval`
+    /// (anything that is not such an id is ignored, as in browsers); what it would have
+    /// called, for the caller to drop outside its borrows.
+    pub fn disarm(&mut self, id: Option<f64>) -> Option<F> {
+        let id = id.filter(|id| *id >= 1.0 && *id <= f64::from(u32::MAX) && id.fract() == 0.0)?;
+        self.map.remove(&(id as u32)).map(|t| t.call)
+    }
+
+    /// `true` if no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The earliest deadline, due or not.
+    pub fn earliest(&self) -> Option<Instant> {
+        self.map.values().map(|t| t.deadline).min()
+    }
+
+    /// The first timer due at `now` among those armed before sequence number `before`, as
+    /// `(deadline, seq, id)`.
+    pub fn next_due(&self, now: Instant, before: u64) -> Option<(Instant, u64, u32)> {
+        self.map
+            .iter()
+            .filter(|(_, t)| t.deadline <= now && t.seq < before)
+            .map(|(&id, t)| (t.deadline, t.seq, id))
+            .min()
+    }
+
+    /// Takes what timer `id` must call: a timeout is removed, an interval re-armed from now.
+    pub fn take_for_firing(&mut self, id: u32, clock: &Clock) -> Option<F> {
+        let timer = self.map.get_mut(&id)?;
+        match timer.interval {
+            Some(every) => {
+                timer.deadline = clock.now() + every;
+                timer.seq = clock.next_seq();
+                Some(timer.call.clone())
+            }
+            None => self.map.remove(&id).map(|t| t.call),
+        }
+    }
+
+    /// Removes every timer, handing what they would call to the caller to drop.
+    pub fn clear(&mut self) -> Vec<F> {
+        self.map.drain().map(|(_, t)| t.call).collect()
     }
 }
 

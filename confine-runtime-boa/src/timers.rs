@@ -9,97 +9,20 @@
 
 use crate::{
     errors, install_fn,
-    state::{Clock, Shared, Untraced},
+    state::{Shared, Untraced},
 };
 use boa_engine::{
     job::PromiseJob, object::builtins::JsFunction, Context, JsNativeError, JsResult, JsValue,
     NativeFunction,
 };
-use std::{
-    collections::HashMap,
-    rc::Rc,
-    time::{Duration, Instant},
-};
+use confine_runtime_abstract::support;
+use std::rc::Rc;
 
-/// The longest delay a timer takes; longer ones are cut to this (about 24.8 days).
-const MAX_DELAY_MS: f64 = i32::MAX as f64;
-
-/// One armed timer.
-pub(crate) struct Timer {
-    pub(crate) deadline: Instant,
-    /// Arming order (see [`Clock::next_seq`]).
-    pub(crate) seq: u64,
-    pub(crate) interval: Option<Duration>,
-    pub(crate) callback: JsFunction,
-    pub(crate) args: Vec<JsValue>,
-}
-
-/// A container's timers by id.
-#[derive(Default)]
-pub(crate) struct Timers {
-    last_id: u32,
-    map: HashMap<u32, Timer>,
-}
-
-/// What to call when a timer fires.
+/// What to call when a timer fires: the callback and its extra arguments.
 pub(crate) type Firing = (JsFunction, Vec<JsValue>);
 
-impl Timers {
-    fn add(&mut self, timer: Timer) -> u32 {
-        // Ids are numbers script code keeps; skip 0 (falsy) and any id still in use.
-        let mut id = self.last_id;
-        loop {
-            id = id.wrapping_add(1);
-            if id != 0 && !self.map.contains_key(&id) {
-                break;
-            }
-        }
-        self.last_id = id;
-        self.map.insert(id, timer);
-        id
-    }
-
-    fn remove(&mut self, id: u32) -> Option<Timer> {
-        self.map.remove(&id)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// The earliest deadline, due or not.
-    pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.map.values().map(|t| t.deadline).min()
-    }
-
-    /// The first timer due at `now` among those armed before sequence number `before`, as
-    /// `(deadline, seq, id)`.
-    pub(crate) fn next_due(&self, now: Instant, before: u64) -> Option<(Instant, u64, u32)> {
-        self.map
-            .iter()
-            .filter(|(_, t)| t.deadline <= now && t.seq < before)
-            .map(|(&id, t)| (t.deadline, t.seq, id))
-            .min()
-    }
-
-    /// Takes what timer `id` must call: a timeout is removed, an interval re-armed from now.
-    pub(crate) fn take_for_firing(&mut self, id: u32, clock: &Clock) -> Option<Firing> {
-        let timer = self.map.get_mut(&id)?;
-        match timer.interval {
-            Some(every) => {
-                timer.deadline = clock.now() + every;
-                timer.seq = clock.next_seq();
-                Some((timer.callback.clone(), timer.args.clone()))
-            }
-            None => self.map.remove(&id).map(|t| (t.callback, t.args)),
-        }
-    }
-
-    /// Removes every timer, handing them to the caller to drop.
-    pub(crate) fn clear(&mut self) -> Vec<Timer> {
-        self.map.drain().map(|(_, t)| t).collect()
-    }
-}
+/// A container's timers by id.
+pub(crate) type Timers = support::Timers<Firing>;
 
 /// Installs the timer functions and `queueMicrotask` on the global object.
 pub(crate) fn install(ctx: &mut Context, shared: &Rc<Shared>) -> JsResult<()> {
@@ -145,39 +68,21 @@ fn arm(
             .with_message(format!("{name}: the callback must be a function"))
             .into());
     };
-    let ms = delay_ms(args.get(1), repeat);
-    let timer = Timer {
-        deadline: shared.clock.now() + Duration::from_secs_f64(ms / 1000.0),
-        seq: shared.clock.next_seq(),
-        interval: repeat.then(|| Duration::from_secs_f64(ms / 1000.0)),
-        callback,
-        args: args.iter().skip(2).cloned().collect(),
-    };
-    Ok(JsValue::from(shared.timers.borrow_mut().add(timer)))
-}
-
-/// The delay in milliseconds: a missing or non-numeric delay is 0; intervals wait at least
-/// 1 ms so `setInterval(f, 0)` cannot keep the guest busy without pause.
-fn delay_ms(delay: Option<&JsValue>, repeat: bool) -> f64 {
-    let ms = delay.and_then(JsValue::as_number).unwrap_or(0.0);
-    let ms = if ms.is_nan() {
-        0.0
-    } else {
-        ms.clamp(0.0, MAX_DELAY_MS)
-    };
-    if repeat {
-        ms.max(1.0)
-    } else {
-        ms
-    }
+    let delay = args.get(1).and_then(JsValue::as_number);
+    let firing = (callback, args.iter().skip(2).cloned().collect());
+    let id = shared
+        .timers
+        .borrow_mut()
+        .arm(&shared.clock, delay, repeat, firing);
+    Ok(JsValue::from(id))
 }
 
 fn clear(shared: &Shared, id: Option<&JsValue>) {
-    let id = id.and_then(JsValue::as_number).unwrap_or(0.0);
-    if id >= 1.0 && id <= f64::from(u32::MAX) && id.fract() == 0.0 {
-        let removed = shared.timers.borrow_mut().remove(id as u32);
-        drop(removed);
-    }
+    let removed = shared
+        .timers
+        .borrow_mut()
+        .disarm(id.and_then(JsValue::as_number));
+    drop(removed);
 }
 
 /// Queues `callback` as a job. What it throws is reported as uncaught, as in node.
