@@ -205,6 +205,43 @@ impl<F: Clone> Timers<F> {
     }
 }
 
+/// Opens the CommonJS wrapper; see [`commonjs_wrap`].
+const CJS_OPEN: &str = "(function (exports, module) {";
+
+/// `code` as the body of a CommonJS wrapper function, `(function (exports, module) {`, the
+/// code, then `\n})`. The wrapper opens on the source's first line so line numbers in errors
+/// and stacks stay right; columns on line 1 shift by the wrapper's length, which
+/// [`commonjs_location`] corrects. A `#!` line, legal only at the very start of a source,
+/// becomes a comment.
+pub fn commonjs_wrap(code: &str) -> String {
+    let hashbang = if code.starts_with("#!") { "//" } else { "" };
+    format!("{CJS_OPEN}{hashbang}{code}\n}})")
+}
+
+/// Corrects a location in a [`commonjs_wrap`]ped source to the source's own column.
+pub fn commonjs_location(loc: &mut Location) {
+    if loc.line == 1 {
+        let shift = u32::try_from(CJS_OPEN.len()).unwrap_or(0);
+        loc.column = loc.column.map(|c| c.saturating_sub(shift).max(1));
+    }
+}
+
+/// Whether a source that compiles neither as CommonJS nor as a module was meant as a module
+/// (to report the module compiler's error rather than the CommonJS one): a line starting
+/// with an `import` or `export` declaration.
+pub fn looks_like_module(code: &str) -> bool {
+    code.lines().any(|line| {
+        let line = line.trim_start();
+        ["import", "export"].iter().any(|kw| {
+            line.strip_prefix(kw).is_some_and(|rest| {
+                rest.starts_with(|c: char| {
+                    c.is_whitespace() || c == '{' || c == '*' || c == '"' || c == '\''
+                })
+            })
+        })
+    })
+}
+
 /// The location of the first frame of a JS stack trace (QuickJS and Boa write the same
 /// format).
 ///
@@ -264,4 +301,33 @@ pub fn quote(out: &mut String, s: &str) {
         }
     }
     out.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_hint() {
+        assert!(looks_like_module("import x from 'y'\nx("));
+        assert!(looks_like_module("  export const a = ;"));
+        assert!(looks_like_module("import{a}from'b'"));
+        assert!(!looks_like_module("import('x').then(f)"));
+        assert!(!looks_like_module("exports.a = 1; important()"));
+    }
+
+    #[test]
+    fn commonjs_wrapper_keeps_lines_and_columns() {
+        let wrapped = commonjs_wrap("let x = ;\nx");
+        assert_eq!(wrapped.lines().count(), 3);
+        let column = u32::try_from(wrapped.find("let").unwrap_or_default() + 1).unwrap_or(0);
+        let mut loc = Location {
+            file: "a.js".into(),
+            line: 1,
+            column: Some(column),
+        };
+        commonjs_location(&mut loc);
+        assert_eq!(loc.column, Some(1));
+        assert!(commonjs_wrap("#!/usr/bin/env node\nx").contains("{//#!"));
+    }
 }

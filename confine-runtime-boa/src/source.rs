@@ -15,11 +15,8 @@ use boa_engine::{
     builtins::promise::PromiseState, js_string, object::builtins::JsPromise, Context, JsObject,
     JsValue, Module, Script, Source as JsSource,
 };
-use confine_runtime_abstract::{protocol::Source, ErrorData, ErrorKind};
+use confine_runtime_abstract::{protocol::Source, support, ErrorData, ErrorKind};
 use std::path::Path;
-
-const CJS_OPEN: &str = "(function (exports, module) {";
-const CJS_CLOSE: &str = "\n})";
 
 /// Where a container's exports live.
 pub(crate) enum Exports {
@@ -71,8 +68,8 @@ pub(crate) fn compile(ctx: &mut Context, source: &Source) -> Result<Compiled, Er
     match Module::parse(js_source, None, ctx) {
         Ok(module) => Ok(Compiled::Module(module)),
         Err(e) => {
-            let module_error = compile_error(ctx, e, &source.name, 0);
-            Err(if looks_like_module(&source.code) {
+            let module_error = compile_error(ctx, e, &source.name, false);
+            Err(if support::looks_like_module(&source.code) {
                 module_error
             } else {
                 cjs_error
@@ -82,18 +79,11 @@ pub(crate) fn compile(ctx: &mut Context, source: &Source) -> Result<Compiled, Er
 }
 
 fn compile_common_js(ctx: &mut Context, source: &Source) -> Result<JsObject, ErrorData> {
-    // A `#!` line is only legal at the very start of a source; inside the wrapper it becomes
-    // a comment, on the same line.
-    let code = &source.code;
-    let wrapped = if code.starts_with("#!") {
-        format!("{CJS_OPEN}//{code}{CJS_CLOSE}")
-    } else {
-        format!("{CJS_OPEN}{code}{CJS_CLOSE}")
-    };
+    let wrapped = support::commonjs_wrap(&source.code);
     let js_source = JsSource::from_bytes(wrapped.as_bytes()).with_path(Path::new(&source.name));
     // Scripts are sloppy unless they say "use strict" (the context is never strict).
     let script = Script::parse(js_source, None, ctx)
-        .map_err(|e| compile_error(ctx, e, &source.name, CJS_OPEN.len()))?;
+        .map_err(|e| compile_error(ctx, e, &source.name, true))?;
     let value = script.evaluate(ctx).map_err(|e| errors::caught(ctx, e))?;
     value
         .as_object()
@@ -154,22 +144,21 @@ pub(crate) fn run_module(
 }
 
 /// An error from parsing: boa reports syntax errors as a `SyntaxError` whose message ends in
-/// "at line L, col C"; that becomes the location (columns on line 1 corrected by
-/// `line1_shift`, the wrapper's length).
+/// "at line L, col C"; that becomes the location (columns on line 1 corrected when the
+/// source was `wrapped` as CommonJS).
 fn compile_error(
     ctx: &mut Context,
     e: boa_engine::JsError,
     file: &str,
-    line1_shift: usize,
+    wrapped: bool,
 ) -> ErrorData {
     let mut data = errors::caught(ctx, e);
     if data.kind == ErrorKind::Thrown && data.name == "SyntaxError" {
         data.kind = ErrorKind::Syntax;
         let (message, location) = errors::split_syntax_position(&data.message, file);
         if let Some(mut loc) = location {
-            if loc.line == 1 {
-                let shift = u32::try_from(line1_shift).unwrap_or(0);
-                loc.column = loc.column.map(|c| c.saturating_sub(shift).max(1));
+            if wrapped {
+                support::commonjs_location(&mut loc);
             }
             data.message = message;
             data.location = Some(loc);
@@ -178,34 +167,4 @@ fn compile_error(
         data.stack = None;
     }
     data
-}
-
-/// Whether a source that compiles neither way was meant as a module (to report the module
-/// compiler's error rather than the CommonJS one): a line starting with an `import` or
-/// `export` declaration.
-fn looks_like_module(code: &str) -> bool {
-    code.lines().any(|line| {
-        let line = line.trim_start();
-        ["import", "export"].iter().any(|kw| {
-            line.strip_prefix(kw).is_some_and(|rest| {
-                rest.starts_with(|c: char| {
-                    c.is_whitespace() || c == '{' || c == '*' || c == '"' || c == '\''
-                })
-            })
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::looks_like_module;
-
-    #[test]
-    fn module_hint() {
-        assert!(looks_like_module("import x from 'y'\nx("));
-        assert!(looks_like_module("  export const a = ;"));
-        assert!(looks_like_module("import{a}from'b'"));
-        assert!(!looks_like_module("import('x').then(f)"));
-        assert!(!looks_like_module("exports.a = 1; important()"));
-    }
 }

@@ -13,14 +13,11 @@
 //! are shifted by the wrapper; reported syntax error locations are corrected).
 
 use crate::errors;
-use confine_runtime_abstract::{protocol::Source, ErrorData, ErrorKind};
+use confine_runtime_abstract::{protocol::Source, support, ErrorData, ErrorKind};
 use rquickjs::{
     context::EvalOptions, function::This, Ctx, Function, Module, Object, Persistent, Promise,
     Value as JsValue,
 };
-
-const CJS_OPEN: &str = "(function (exports, module) {";
-const CJS_CLOSE: &str = "\n})";
 
 /// Where a container's exports live.
 pub(crate) enum Exports {
@@ -76,8 +73,8 @@ pub(crate) fn load<'js>(ctx: &Ctx<'js>, source: &Source) -> Result<Loaded, Error
     match Module::declare(ctx.clone(), source.name.as_str(), source.code.as_str()) {
         Ok(module) => run_module(ctx, module),
         Err(e) => {
-            let module_error = compile_error(ctx, e, 0);
-            Err(if looks_like_module(&source.code) {
+            let module_error = compile_error(ctx, e, false);
+            Err(if support::looks_like_module(&source.code) {
                 module_error
             } else {
                 cjs_error
@@ -92,17 +89,10 @@ fn compile_common_js<'js>(ctx: &Ctx<'js>, source: &Source) -> Result<Function<'j
     // CommonJS code is sloppy unless it says "use strict", as in node.
     options.strict = false;
     options.filename = Some(source.name.clone());
-    // A `#!` line is only legal at the very start of a source; inside the wrapper it becomes
-    // a comment, on the same line.
-    let code = &source.code;
-    let wrapped = if code.starts_with("#!") {
-        format!("{CJS_OPEN}//{code}{CJS_CLOSE}")
-    } else {
-        format!("{CJS_OPEN}{code}{CJS_CLOSE}")
-    };
+    let wrapped = support::commonjs_wrap(&source.code);
     let value: JsValue = ctx
         .eval_with_options(wrapped, options)
-        .map_err(|e| compile_error(ctx, e, CJS_OPEN.len()))?;
+        .map_err(|e| compile_error(ctx, e, true))?;
     value.into_function().ok_or_else(|| {
         ErrorData::new(
             ErrorKind::Syntax,
@@ -139,47 +129,16 @@ fn run_module<'js>(
 }
 
 /// An error from compiling: a `SyntaxError` becomes [`ErrorKind::Syntax`] with its location
-/// (columns on line 1 corrected by `line1_shift`, the wrapper's length).
-fn compile_error<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, line1_shift: usize) -> ErrorData {
+/// (columns on line 1 corrected when the source was `wrapped` as CommonJS).
+fn compile_error<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, wrapped: bool) -> ErrorData {
     let mut data = errors::caught(ctx, e);
     if data.kind == ErrorKind::Thrown && data.name == "SyntaxError" {
         data.kind = ErrorKind::Syntax;
         if let Some(loc) = data.location.as_mut() {
-            if loc.line == 1 {
-                let shift = u32::try_from(line1_shift).unwrap_or(0);
-                loc.column = loc.column.map(|c| c.saturating_sub(shift).max(1));
+            if wrapped {
+                support::commonjs_location(loc);
             }
         }
     }
     data
-}
-
-/// Whether a source that compiles neither way was meant as a module (to report the module
-/// compiler's error rather than the CommonJS one): a line starting with an `import` or
-/// `export` declaration.
-fn looks_like_module(code: &str) -> bool {
-    code.lines().any(|line| {
-        let line = line.trim_start();
-        ["import", "export"].iter().any(|kw| {
-            line.strip_prefix(kw).is_some_and(|rest| {
-                rest.starts_with(|c: char| {
-                    c.is_whitespace() || c == '{' || c == '*' || c == '"' || c == '\''
-                })
-            })
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::looks_like_module;
-
-    #[test]
-    fn module_hint() {
-        assert!(looks_like_module("import x from 'y'\nx("));
-        assert!(looks_like_module("  export const a = ;"));
-        assert!(looks_like_module("import{a}from'b'"));
-        assert!(!looks_like_module("import('x').then(f)"));
-        assert!(!looks_like_module("exports.a = 1; important()"));
-    }
 }
