@@ -307,6 +307,26 @@ pub fn quote(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
+    /// QuickJS and Boa write the same frames.
+    #[test]
+    fn locations_from_stack_frames() {
+        let first = |stack| first_location(stack).map(|l| (l.file, l.line, l.column));
+        let at = |file: &str, line, column| Some((file.to_owned(), line, column));
+        assert_eq!(
+            first("    at f (app.js:3:11)\n    at <eval> (app.js:5:1)\n"),
+            at("app.js", 3, Some(11))
+        );
+        assert_eq!(
+            first("    at c:\\dir\\a.js:7:2\n"),
+            at("c:\\dir\\a.js", 7, Some(2))
+        );
+        assert_eq!(
+            first("    at g (native)\n    at h (x.js:9)\n"),
+            at("x.js", 9, None)
+        );
+        assert!(first("no frames here").is_none());
+    }
+
     #[test]
     fn module_hint() {
         assert!(looks_like_module("import x from 'y'\nx("));

@@ -162,20 +162,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_from_boa_frames() {
-        let l = first_location("    at f (app.js:3:11)\n    at <main> (app.js:5:1)\n").unwrap();
-        assert_eq!((l.file.as_str(), l.line, l.column), ("app.js", 3, Some(11)));
-        let l = first_location("    at c:\\dir\\a.js:7:2\n").unwrap();
-        assert_eq!(
-            (l.file.as_str(), l.line, l.column),
-            ("c:\\dir\\a.js", 7, Some(2))
-        );
-        let l = first_location("    at g (native)\n    at h (x.js:9)\n").unwrap();
-        assert_eq!((l.file.as_str(), l.line, l.column), ("x.js", 9, None));
-        assert!(first_location("no frames here").is_none());
-    }
-
-    #[test]
     fn syntax_positions() {
         let (m, l) = split_syntax_position(
             "expected token ';', got 'x' in lexical declaration at line 2, col 9",

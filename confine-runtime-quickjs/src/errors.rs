@@ -104,23 +104,3 @@ pub(crate) fn throw<'js>(ctx: &Ctx<'js>, e: &ErrorData) -> rquickjs::Error {
         Err(err) => err,
     }
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_from_quickjs_frames() {
-        let l = first_location("    at f (app.js:3:11)\n    at <eval> (app.js:5:1)\n").unwrap();
-        assert_eq!((l.file.as_str(), l.line, l.column), ("app.js", 3, Some(11)));
-        let l = first_location("    at c:\\dir\\a.js:7:2\n").unwrap();
-        assert_eq!(
-            (l.file.as_str(), l.line, l.column),
-            ("c:\\dir\\a.js", 7, Some(2))
-        );
-        let l = first_location("    at g (native)\n    at h (x.js:9)\n").unwrap();
-        assert_eq!((l.file.as_str(), l.line, l.column), ("x.js", 9, None));
-        assert!(first_location("no frames here").is_none());
-    }
-}

@@ -70,15 +70,7 @@ impl Shared {
     ) {
         let promise = Persistent::save(ctx, promise);
         if handled {
-            let dropped: Vec<Rejection> = {
-                let mut list = self.rejections.borrow_mut();
-                let (gone, kept) = std::mem::take(&mut *list)
-                    .into_iter()
-                    .partition(|r| r.promise == promise);
-                *list = kept;
-                gone
-            };
-            drop(dropped);
+            self.drop_rejections_of(&promise);
         } else {
             let reason = Persistent::save(ctx, reason);
             self.rejections
@@ -89,12 +81,16 @@ impl Shared {
 
     /// Forgets a rejection the caller reports itself (a module whose evaluation failed).
     pub(crate) fn forget_rejection<'js>(&self, ctx: &Ctx<'js>, promise: Value<'js>) {
-        let promise = Persistent::save(ctx, promise);
+        self.drop_rejections_of(&Persistent::save(ctx, promise));
+    }
+
+    /// Removes the rejections of `promise`, dropping their handles after the borrow ends.
+    fn drop_rejections_of(&self, promise: &Persistent<Value<'static>>) {
         let dropped: Vec<Rejection> = {
             let mut list = self.rejections.borrow_mut();
             let (gone, kept) = std::mem::take(&mut *list)
                 .into_iter()
-                .partition(|r| r.promise == promise);
+                .partition(|r| r.promise == *promise);
             *list = kept;
             gone
         };
