@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use confine::{
-    report::VerifyCheck, ContainerSource, Error, ProtocolError, Registry, Sandbox, SandboxError,
-    Value,
+    report::VerifyCheck, ContainerSource, Error, ProtocolError, Registry, Sandbox, SandboxBuilder,
+    SandboxError, Value,
 };
 use confine_runtime_abstract::codec::CodecError;
 use confine_tests::wait_gone;
@@ -49,8 +49,8 @@ async fn start(mode: &str) -> Result<Sandbox, Error> {
     start_with(mode, false).await
 }
 
-/// Starts the fault guest in `mode`, with the OS sandbox on or off.
-async fn start_with(mode: &str, sandboxed: bool) -> Result<Sandbox, Error> {
+/// A builder for the fault guest in `mode`, with the OS sandbox on or off.
+fn fault_builder(mode: &str, sandboxed: bool) -> SandboxBuilder {
     let mut registry = Registry::new();
     registry.register("fault", guest_named(mode));
     Sandbox::builder()
@@ -58,8 +58,11 @@ async fn start_with(mode: &str, sandboxed: bool) -> Result<Sandbox, Error> {
         .registry(registry)
         .no_sandbox(!sandboxed)
         .ready_timeout(Duration::from_millis(1500))
-        .build()
-        .await
+}
+
+/// Starts the fault guest in `mode`, with the OS sandbox on or off.
+async fn start_with(mode: &str, sandboxed: bool) -> Result<Sandbox, Error> {
+    fault_builder(mode, sandboxed).build().await
 }
 
 /// Starts a well-behaved fault guest, sends `Exec` with `mode` as the source, and returns the
@@ -165,12 +168,7 @@ async fn response_with_unknown_id_is_protocol_error() {
 /// (the fault guest always says 1) is lying, and is killed for it.
 #[tokio::test]
 async fn container_id_other_than_requested_is_protocol_error() {
-    let mut registry = Registry::new();
-    registry.register("fault", guest_named("ok"));
-    let sb = Sandbox::builder()
-        .runtime("fault")
-        .registry(registry)
-        .no_sandbox(true)
+    let sb = fault_builder("ok", false)
         .restart(confine::RestartPolicy::on_exit(1, Duration::from_secs(60)))
         .build()
         .await
@@ -197,12 +195,7 @@ async fn container_id_other_than_requested_is_protocol_error() {
 /// to it is captured, even by a process that outlived the guest (for up to a second).
 #[tokio::test]
 async fn closed_waits_for_the_guest_output() {
-    let mut registry = Registry::new();
-    registry.register("fault", guest_named("ok"));
-    let sb = Sandbox::builder()
-        .runtime("fault")
-        .registry(registry)
-        .no_sandbox(true)
+    let sb = fault_builder("ok", false)
         .stderr(confine::Output::Capture)
         .build()
         .await

@@ -3,8 +3,8 @@
 //! what happens without the policy (the sandbox stays dead), then with it.
 
 use confine::{
-    ContainerSource, Error, Event, Events, Globals, HostError, Limit, RestartPolicy, Sandbox,
-    SandboxBuilder, Value,
+    ContainerSource, Error, Event, Events, ExitInfo, Globals, HostError, Limit, RestartPolicy,
+    Sandbox, SandboxBuilder, Value,
 };
 use confine_tests::{wait_gone, Target};
 use std::time::Duration;
@@ -289,47 +289,45 @@ async fn a_container_that_fails_to_come_back_is_reported_lost() {
     assert!(lost.is_empty());
 }
 
+/// Ends a sandbox with `end` (teardown or drop) and checks that its guest exited as
+/// `expected` says and that nothing was restarted: no event after `GuestExited`, and the
+/// event channel closes.
+async fn ends_for_good(
+    sb: Sandbox,
+    end: impl FnOnce(Sandbox),
+    expected: impl Fn(ExitInfo) -> bool,
+) {
+    let (pid, closed, mut events) = (sb.pid(), sb.closed(), sb.events());
+    end(sb);
+    let info = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .unwrap();
+    assert!(expected(info), "{info}");
+    assert!(wait_gone(pid, 2000).await);
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::GuestExited(_)
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_ok_and(|e| e.is_none())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_and_drop_end_a_restarting_sandbox() {
     let target = TARGETS[0];
     let policy = RestartPolicy::on_exit(5, Duration::from_secs(60));
-    // Teardown: the guest exits cleanly and nothing is restarted.
+    // Teardown: the guest exits cleanly.
     let sb = builder(&target, policy).build().await.unwrap();
-    let (pid, closed, mut events) = (sb.pid(), sb.closed(), sb.events());
-    assert_eq!(sb.teardown().await.unwrap().code, Some(0));
-    let info = tokio::time::timeout(Duration::from_secs(5), closed)
-        .await
-        .unwrap();
-    assert_eq!(info.code, Some(0));
-    assert!(wait_gone(pid, 2000).await);
-    assert!(matches!(
-        next_event(&mut events).await,
-        Event::GuestExited(_)
-    ));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), events.recv())
-            .await
-            .is_ok_and(|e| e.is_none())
-    );
-
-    // Drop: the guest is killed and nothing is restarted.
+    let teardown = |sb: Sandbox| {
+        tokio::spawn(async move { sb.teardown().await.unwrap() });
+    };
+    ends_for_good(sb, teardown, |i| i.code == Some(0)).await;
+    // Drop: the guest is killed.
     let sb = builder(&target, policy).build().await.unwrap();
-    let (pid, closed, mut events) = (sb.pid(), sb.closed(), sb.events());
-    drop(sb);
-    let info = tokio::time::timeout(Duration::from_secs(5), closed)
-        .await
-        .unwrap();
-    assert_eq!(info.signal, Some(libc::SIGKILL));
-    assert!(wait_gone(pid, 2000).await);
-    assert!(matches!(
-        next_event(&mut events).await,
-        Event::GuestExited(_)
-    ));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), events.recv())
-            .await
-            .is_ok_and(|e| e.is_none())
-    );
+    ends_for_good(sb, drop, |i| i.signal == Some(libc::SIGKILL)).await;
 }
 
 #[tokio::test]
