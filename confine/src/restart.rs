@@ -17,6 +17,31 @@
 //! the script built afterwards (variables, timers) starts over. A container whose top-level
 //! code fails this time is reported in the event and dropped. The host picks container ids in
 //! such a sandbox, so no id is ever handed out twice, across guests too.
+//!
+//! ```no_run
+//! # async fn f() -> confine::Result<()> {
+//! use confine::{ContainerSource, Event, RestartPolicy, Sandbox};
+//! use std::time::Duration;
+//!
+//! let sandbox = Sandbox::builder()
+//!     .restart(RestartPolicy::on_exit(3, Duration::from_secs(60)))
+//!     .build()
+//!     .await?;
+//! let cid = sandbox
+//!     .exec_container(ContainerSource::code("module.exports.f = () => 1"))
+//!     .await?;
+//! let mut events = sandbox.events();
+//! sandbox.kill(); // or a crash, or the host killing it for a limit
+//! while let Some(event) = events.recv().await {
+//!     if let Event::Restarted { containers, .. } = event {
+//!         assert_eq!(containers, [cid]);
+//!         break;
+//!     }
+//! }
+//! let one: i32 = sandbox.call(cid, "f", ()).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::{
     conn::{HardLimits, Shared},
