@@ -207,8 +207,15 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let first = process_cpu_time(pid).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        let second = process_cpu_time(pid).unwrap();
+        // However loaded the machine, a spinning child gets 50 ms of CPU within 20 s.
+        let start = std::time::Instant::now();
+        let mut second = first;
+        while second < first + Duration::from_millis(50)
+            && start.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            second = process_cpu_time(pid).unwrap();
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(
@@ -223,9 +230,14 @@ mod tests {
     fn reads_own_cpu_time_and_it_grows() {
         let pid = std::process::id();
         let before = process_cpu_time(pid).unwrap();
-        let start = std::time::Instant::now();
+        // Spin until this thread has used 30 ms of CPU (however long that takes on a loaded
+        // machine): the process clock must have grown at least as much.
+        let own = confine_runtime_abstract::support::thread_cpu_time;
+        let (start, thread_start) = (std::time::Instant::now(), own());
         let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(60) {
+        while own() < thread_start + Duration::from_millis(30)
+            && start.elapsed() < Duration::from_secs(20)
+        {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         let after = process_cpu_time(pid).unwrap();
