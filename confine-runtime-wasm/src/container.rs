@@ -279,6 +279,8 @@ pub(crate) fn new_store(engine: &Engine, io: Arc<Mutex<Io>>, limits: &Limits) ->
             max_table: limits.table,
             result: Vec::new(),
             started: Instant::now(),
+            snapshotting: false,
+            std_keys_taken: false,
             max_output: limits.output,
         },
     );

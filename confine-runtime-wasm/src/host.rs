@@ -87,6 +87,14 @@ pub(crate) struct Host {
     pub(crate) result: Vec<u8>,
     /// The zero of the module's monotonic clock.
     pub(crate) started: Instant,
+    /// The instance is being initialised to be snapshotted (`snapshot.rs`): its clocks read
+    /// zero and asking for randomness traps (but for [`Host::std_keys_taken`]), so that
+    /// nothing time- or chance-dependent is frozen into the snapshot and shared by every
+    /// container started from it.
+    pub(crate) snapshotting: bool,
+    /// While snapshotting: Rust's standard library took its per-thread hash map keys (16
+    /// bytes, once; see `snapshot.rs`).
+    pub(crate) std_keys_taken: bool,
     /// Most output kept unforwarded per stream before more is dropped.
     pub(crate) max_output: usize,
 }

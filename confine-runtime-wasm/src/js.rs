@@ -264,7 +264,14 @@ impl JsContainer {
                 let store = crate::container::new_store(engine, io.clone(), &limits);
                 (io, store, Err(pre))
             }
-            Start::Spare(spare) => (spare.io, spare.store, Ok(spare.funcs)),
+            Start::Spare(spare) => {
+                let mut store = spare.store;
+                // The container's clock (timers, `performance.now()`) counts from its
+                // creation, not from the spare's. Nothing in the plugin has read it yet: the
+                // snapshot's clock read zero.
+                store.data_mut().started = Instant::now();
+                (spare.io, store, Ok(spare.funcs))
+            }
         };
         // QuickJS sees a failed `memory.grow` as a failed `malloc` and throws a JS error;
         // stopping the instance instead would lose the container.

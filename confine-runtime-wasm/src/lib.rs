@@ -15,10 +15,13 @@
 //! wasi-libc) into `target/wasm-js/`, and embedded into this crate at build time when it
 //! exists (`build.rs`; `CONFINE_JS_PLUGIN` names another file). A guest built without it
 //! runs WASI modules only and answers a JavaScript source with an
-//! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. It is
-//! compiled on the first JavaScript container, or loaded from the cache of compiled code
-//! (`cache.rs`), once per guest; from then on, `run_pending` keeps one instance made ahead
-//! (when it has nothing else to run) for the next container.
+//! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. What runs
+//! is not the plugin as built but a snapshot of it taken once its QuickJS runtime and context
+//! are made (`snapshot.rs`; each container still gets its own `Math.random` state and hash
+//! seed). The snapshot is taken and compiled on the first JavaScript container, or loaded
+//! from the cache of compiled code (`cache.rs`; the host fills it with `--prepare`), once
+//! per guest; from then on, `run_pending` keeps one instance made ahead (when it has nothing
+//! else to run) for the next container.
 //!
 //! Options `timeLimitMs` and `memoryLimitBytes` (below) apply to JavaScript containers too:
 //! the time limit reaches QuickJS's interrupt handler (a `TimeoutError` that leaves the
@@ -106,6 +109,7 @@ mod host;
 mod js;
 mod js_abi;
 mod options;
+mod snapshot;
 mod ticker;
 mod wasi;
 
@@ -196,8 +200,9 @@ fn js_pre<'a>(
     };
     let module = cached
         .get_or_insert_with(|| cache::Cached::load(&engines.engine, JS_PLUGIN_HASH))
-        .module(&engines.engine, bytes)
-        .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))?;
+        .module(&engines.engine, || {
+            snapshot::take(&engines.engine, &engines.linker, bytes)
+        })?;
     let mut linker = engines.linker.clone();
     let pre = wasi::stub_missing(&mut linker, &module)
         .and_then(|()| linker.instantiate_pre(&module))
@@ -283,6 +288,15 @@ fn config() -> Config {
     config
 }
 
+/// The linker every module gets: WASI preview 1 (ours) and the `confine` import module.
+fn linker(engine: &Engine) -> Result<Linker<Host>, ErrorData> {
+    let mut linker = Linker::new(engine);
+    wasi::add(&mut linker)
+        .and_then(|()| host::add_confine(&mut linker))
+        .map_err(|e| ErrorData::internal(format!("linker: {e:#}")))?;
+    Ok(linker)
+}
+
 /// Native stack wasm code may use (see `config`).
 const WASM_STACK: usize = 4 << 20;
 
@@ -294,27 +308,24 @@ impl AbstractRuntime for Wasm {
         }
     }
 
-    /// Compiles the JS plugin and writes it to the on-disk cache, which a sandboxed guest can
-    /// read but never write (see `cache.rs`).
+    /// Snapshots and compiles the JS plugin and writes it to the on-disk cache, which a
+    /// sandboxed guest can read but never write (see `cache.rs`).
     fn prepare_offline(&mut self) -> Result<(), ErrorData> {
         let Some(bytes) = JS_PLUGIN else {
             return Ok(());
         };
         let engine = Engine::new(&config())
             .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
+        let linker = linker(&engine)?;
         cache::Cached::load(&engine, JS_PLUGIN_HASH)
-            .module(&engine, bytes)
+            .module(&engine, || snapshot::take(&engine, &linker, bytes))
             .map(drop)
-            .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))
     }
 
     fn init(&mut self, link: Link) -> Result<(), ErrorData> {
         let engine = Engine::new(&config())
             .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasi::add(&mut linker)
-            .and_then(|()| host::add_confine(&mut linker))
-            .map_err(|e| ErrorData::internal(format!("linker: {e:#}")))?;
+        let linker = linker(&engine)?;
         // Started now, before the guest's final lockdown, which may forbid new threads.
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| ErrorData::internal(format!("epoch ticker thread: {e}")))?;

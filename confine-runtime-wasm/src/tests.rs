@@ -532,6 +532,8 @@ fn bench_interruption_fuel_vs_epoch() {
                     max_table: 100_000,
                     result: Vec::new(),
                     started: Instant::now(),
+                    snapshotting: false,
+                    std_keys_taken: false,
                     max_output: 1 << 20,
                 },
             );
@@ -716,17 +718,18 @@ fn bench_js_container_ready() {
     );
 }
 
-/// Where a new JS container's time goes: store, instantiation, start code, and the exec
-/// dispatch (QuickJS runtime and context, console and timers, the source). Prints medians;
+/// Where a new JS container's time goes: store, instantiation of the snapshot, start code
+/// (none: it ran before the snapshot), and the exec dispatch (console and timers, the
+/// source; the QuickJS runtime and context are in the snapshot). Prints medians;
 /// run with `--release --ignored`.
 #[cfg(confine_js_plugin)]
 #[test]
 #[ignore = "benchmark; run explicitly with --release"]
 fn bench_js_container_breakdown() {
     let engine = Engine::new(&config()).unwrap();
-    let mut linker = Linker::new(&engine);
-    wasi::add(&mut linker).unwrap();
-    let module = Module::new(&engine, JS_PLUGIN.unwrap()).unwrap();
+    let mut linker = crate::linker(&engine).unwrap();
+    let snapshot = snapshot::take(&engine, &linker, JS_PLUGIN.unwrap()).unwrap();
+    let module = Module::new(&engine, snapshot).unwrap();
     wasi::stub_missing(&mut linker, &module).unwrap();
     let pre = linker.instantiate_pre(&module).unwrap();
     let request = confine_runtime_abstract::codec::encode(
@@ -936,4 +939,77 @@ fn js_a_time_limit_of_centuries_is_no_limit() {
         .exec_js_with("module.exports.f = () => 1", options)
         .expect("exec");
     assert_eq!(rig.value(cid, "f", vec![]), Value::from(1));
+}
+
+/// `Math.random` of containers started from the same snapshot (the first instantiated for
+/// it, the others on instances made ahead): without the per-container reseed, every one
+/// would draw the same numbers.
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_containers_do_not_share_random_state() {
+    let mut rig = Rig::new();
+    let code = "module.exports.draw = () => [Math.random(), Math.random(), Math.random()]";
+    let mut draws = Vec::new();
+    for _ in 0..4 {
+        let cid = rig.exec_js(code).expect("exec");
+        draws.push(rig.value(cid, "draw", vec![]));
+        // Quiet turns: the next container starts on a spare instance.
+        rig.rt.run_pending(Instant::now());
+        rig.rt.run_pending(Instant::now());
+    }
+    assert!(rig.rt.js_spare.is_some());
+    for (i, a) in draws.iter().enumerate() {
+        for b in &draws[i + 1..] {
+            assert_ne!(a, b, "two containers drew the same numbers: {draws:?}");
+        }
+    }
+}
+
+/// A stand-in plugin for the snapshot: its `confine_js_init` stores the realtime clock at
+/// 0 and asks for randomness `random` times, 16 bytes each (the standard library's hash
+/// keys are one such request).
+fn snapshot_probe(random: usize) -> Vec<u8> {
+    let random = "(drop (call $random (i32.const 16) (i32.const 16)))".repeat(random);
+    wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "clock_time_get"
+            (func $clock (param i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "random_get"
+            (func $random (param i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "confine_js_init")
+            (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 0)))
+            {random}))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn snapshots_freeze_no_time_and_no_randomness() {
+    let rig = Rig::new();
+    let engines = rig.rt.engines.as_ref().unwrap();
+    let clock_at_0 = |wasm: &[u8]| {
+        let module = Module::new(&engines.engine, wasm).unwrap();
+        let mut store = container::new_store(
+            &engines.engine,
+            Default::default(),
+            &options::Limits::default(),
+        );
+        store.set_epoch_deadline(1);
+        let instance = block_on(engines.linker.instantiate_async(&mut store, &module)).unwrap();
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, js_abi::INIT) {
+            block_on(init.call_async(&mut store, ())).unwrap();
+        }
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        u64::from_le_bytes(memory.data(&store)[..8].try_into().unwrap())
+    };
+    // Positive control: run as is, the init function reads the real time.
+    let plain = snapshot_probe(1);
+    assert!(clock_at_0(&plain) > 1_000_000_000, "the realtime clock");
+    // Snapshotted, it read zero (and the snapshot no longer exports it).
+    let snapshot = snapshot::take(&engines.engine, &engines.linker, &plain).unwrap();
+    assert_eq!(clock_at_0(&snapshot), 0);
+    // More randomness than the standard library's keys fails the snapshot.
+    let e = snapshot::take(&engines.engine, &engines.linker, &snapshot_probe(2)).unwrap_err();
+    assert!(e.message.contains("randomness"), "{e:?}");
 }

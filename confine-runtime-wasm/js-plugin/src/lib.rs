@@ -10,6 +10,13 @@
 //!
 //! State lives in a thread-local: a wasm instance is one thread, and the runtime never calls
 //! an instance re-entrantly.
+//!
+//! The runtime does not instantiate this module as built: it first runs [`confine_js_init`]
+//! once and snapshots the instance (Wizer), and starts every container from that snapshot,
+//! whose QuickJS runtime and context are already made. What the snapshot freezes and must
+//! not be shared is renewed per container: QuickJS's `Math.random` state and `Map` hash seed
+//! ([`reseed`]); the init code takes no other randomness than Rust's hash map keys (the
+//! runtime makes sure: see its `snapshot.rs`), and its clocks read zero.
 
 #[path = "../../src/js_abi.rs"]
 #[allow(dead_code)] // the runtime's half of the ABI uses a few items this half does not
@@ -20,7 +27,7 @@ use confine_runtime_quickjs::QuickJs;
 use js_abi::{Answer, Command, Remaining, Request};
 use std::{
     alloc::{alloc, Layout},
-    cell::RefCell,
+    cell::{Cell, RefCell},
     time::{Duration, Instant},
 };
 
@@ -32,8 +39,61 @@ struct Plugin {
     cid: Option<u32>,
 }
 
+impl Plugin {
+    /// The plugin's state, on the runtime [`confine_js_init`] prepared if it ran.
+    fn new() -> Self {
+        let link = Link::new();
+        let mut runtime = PREPARED.take().unwrap_or_default();
+        // `init` only stores the link; it cannot fail for QuickJs.
+        let _ = runtime.init(link.clone());
+        Plugin {
+            runtime,
+            link,
+            cid: None,
+        }
+    }
+}
+
+extern "C" {
+    /// Added to QuickJS by `cargo xtask wasm-plugin` (its `RESEED_PATCH`): sets the context's
+    /// `Math.random` state and `Map`/`Set` hash seed.
+    fn JS_ConfineReseed(ctx: *mut rquickjs::qjs::JSContext, seed: u64);
+    /// wasi-libc's: WASI `random_get`, at most 256 bytes.
+    fn getentropy(buf: *mut u8, len: usize) -> i32;
+}
+
+/// Gives the context the container is about to run on its own `Math.random` state and hash
+/// seed, from fresh randomness: a context made before the snapshot was taken has the same
+/// ones in every instance. Aborts (a trap the runtime reports) if there is no randomness.
+fn reseed(context: &rquickjs::Context) {
+    let mut seed = [0u8; 8];
+    // SAFETY: `seed` is 8 writable bytes.
+    if unsafe { getentropy(seed.as_mut_ptr(), seed.len()) } != 0 {
+        eprintln!("confine JS plugin: no randomness to seed Math.random with");
+        std::process::abort();
+    }
+    // SAFETY: the context is alive (borrowed) and no script code runs; the function only
+    // sets two integers in it. It has no `Map` or `Set` yet: no script code has run in it.
+    unsafe { JS_ConfineReseed(context.as_raw().as_ptr(), u64::from_le_bytes(seed)) }
+}
+
+/// The snapshot's initialisation (see the crate docs): makes the QuickJS runtime and context
+/// of the container to come; the [`Plugin`] itself comes with the first dispatch. Aborts
+/// (fails the snapshot) if QuickJS cannot make them.
+#[no_mangle]
+pub extern "C" fn confine_js_init() {
+    let mut runtime = QuickJs::new();
+    if let Err(e) = runtime.prepare_engine() {
+        eprintln!("confine JS plugin: {}", e.message);
+        std::process::abort();
+    }
+    PREPARED.set(Some(runtime));
+}
+
 thread_local! {
     static PLUGIN: RefCell<Option<Plugin>> = const { RefCell::new(None) };
+    /// The runtime [`confine_js_init`] made, until the first dispatch makes the [`Plugin`].
+    static PREPARED: Cell<Option<QuickJs>> = const { Cell::new(None) };
 }
 
 /// The runtime's allocator for command buffers.
@@ -149,17 +209,7 @@ fn run(
         command,
     }: Request,
 ) -> Answer {
-    let plugin = slot.get_or_insert_with(|| {
-        let link = Link::new();
-        let mut runtime = QuickJs::new();
-        // `init` only stores the link; it cannot fail for QuickJs.
-        let _ = runtime.init(link.clone());
-        Plugin {
-            runtime,
-            link,
-            cid: None,
-        }
-    });
+    let plugin = slot.get_or_insert_with(Plugin::new);
     let mut result = Ok(());
     let mut abandoned = false;
     let cid = match &command {
@@ -183,6 +233,9 @@ fn run(
                     "this plugin instance already holds a container",
                 ));
             } else {
+                if let Some(context) = plugin.runtime.prepared_context() {
+                    reseed(context);
+                }
                 result = plugin
                     .runtime
                     .exec_container(cid, &source, &options, &globals);
