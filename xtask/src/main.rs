@@ -484,6 +484,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    // The `wasm` runtime's JavaScript containers run in the plugin, embedded at build time.
+    wasm_plugin()?;
     let mut build = cargo();
     build.args(["build", "--release", "--workspace", "--bins"]);
     run("release build", build)?;
