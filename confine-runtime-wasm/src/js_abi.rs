@@ -28,7 +28,7 @@
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, GuestMessage, Source},
-    ContainerId, ErrorData, HostCallId, RequestId, Value,
+    ContainerId, ErrorData, GuestLimits, HostCallId, RequestId, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,12 +53,17 @@ pub struct Remaining {
     pub limit_nanos: u64,
 }
 
-/// One dispatch: the deadline in force for script code (the earliest of the container's
-/// requests, or its own time limit) and what to do.
+/// One dispatch: the deadlines in force for script code (the earliest of the container's
+/// requests, or its own time limit; the CPU time left) and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// When script code must stop; `None` for no limit.
     pub deadline: Option<Remaining>,
+    /// CPU time script code may still use, measured by the runtime on the guest thread's CPU
+    /// clock when it sends the request. The plugin holds script code to it as wall time for
+    /// this dispatch (nothing in a dispatch waits, so the two only drift apart when the
+    /// guest is descheduled) and reports it as the CPU-time limit; `None` for no limit.
+    pub cpu: Option<Remaining>,
     /// What to do.
     pub command: Command,
 }
@@ -76,6 +81,10 @@ pub enum Command {
         options: Value,
         /// The host globals defined so far.
         globals: Vec<GlobalDef>,
+        /// The guest's limits: the plugin's `Link` enforces the per-call budgets (console
+        /// output, host calls) inside the dispatch, where script code can be stopped, with
+        /// each `Exec` and `Call` starting a new call's budgets as in the serve loop.
+        limits: GuestLimits,
     },
     /// Calls an export; the answer is a [`GuestMessage::Response`] with id `reply`, in this
     /// answer or a later one.

@@ -115,8 +115,8 @@ mod wasi;
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo,
-    RuntimeInfo, Value,
+    AbstractRuntime, ContainerId, CpuDeadline, Deadline, ErrorData, ErrorKind, GuestLimits,
+    HostCallId, Link, ReplyTo, RuntimeInfo, Value,
 };
 use container::Container;
 use host::Host;
@@ -166,8 +166,11 @@ pub struct Wasm {
     js_spare_failed: bool,
     /// The spare is made in the serve loop's next turn (see `run_pending`).
     spare_due: bool,
-    /// A deadline set for a container that `exec_container` is about to create.
+    /// Deadlines set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
+    upcoming_cpu: Option<(ContainerId, CpuDeadline)>,
+    /// The guest-wide memory limit and what all instances hold.
+    budget: std::sync::Arc<host::Budget>,
 }
 
 /// The JS plugin built into this guest, if it was built (see `build.rs`).
@@ -282,7 +285,10 @@ fn config() -> Config {
     // budget, 512 KiB, to throw a catchable `RangeError` on deep recursion; each JS call also
     // takes native stack for the interpreter's wasm frame, several times what it takes of the
     // shadow stack, so the native limit must be well above the budget for QuickJS's check to
-    // come first. The fiber a task runs on needs room for the host's frames on top.
+    // come first. JSON.parse of deeply nested arrays takes the most native stack per byte of
+    // shadow stack seen so far: 4 MiB ran out before QuickJS's check at about 30,000 levels,
+    // 8 MiB does not (a test nests a million). The fiber a task runs on needs room for the
+    // host's frames on top; it is address space, touched only as deep as code goes.
     config.max_wasm_stack(WASM_STACK);
     config.async_stack_size(WASM_STACK + (1 << 20));
     config
@@ -298,7 +304,7 @@ fn linker(engine: &Engine) -> Result<Linker<Host>, ErrorData> {
 }
 
 /// Native stack wasm code may use (see `config`).
-const WASM_STACK: usize = 4 << 20;
+const WASM_STACK: usize = 8 << 20;
 
 impl AbstractRuntime for Wasm {
     fn info(&self) -> RuntimeInfo {
@@ -320,6 +326,13 @@ impl AbstractRuntime for Wasm {
         cache::Cached::load(&engine, JS_PLUGIN_HASH)
             .module(&engine, || snapshot::take(&engine, &linker, bytes))
             .map(drop)
+    }
+
+    /// The memory limit is one budget for the linear memory of all the guest's instances
+    /// (module and JavaScript containers, and the instance made ahead); see `host.rs`.
+    fn set_limits(&mut self, limits: &GuestLimits) -> Result<(), ErrorData> {
+        self.budget.set_limit(limits.memory_bytes);
+        Ok(())
     }
 
     fn init(&mut self, link: Link) -> Result<(), ErrorData> {
@@ -362,6 +375,11 @@ impl AbstractRuntime for Wasm {
                 .take()
                 .filter(|&(c, _)| c == cid)
                 .map(|(_, d)| d);
+            let cpu = self
+                .upcoming_cpu
+                .take()
+                .filter(|&(c, _)| c == cid)
+                .map(|(_, d)| d);
             let start = match self.js_spare.take() {
                 Some(spare) if spare.fits(&limits) => Start::Spare(spare),
                 kept => {
@@ -375,11 +393,12 @@ impl AbstractRuntime for Wasm {
                 start,
                 cid,
                 link,
+                &self.budget,
                 limits,
                 source,
                 options,
                 globals,
-                deadline,
+                (deadline, cpu),
             );
             while container.runnable() {
                 container.step(&engines.ticker);
@@ -413,7 +432,7 @@ impl AbstractRuntime for Wasm {
             engines.linker.instantiate_pre(&module)
         }
         .map_err(link_error)?;
-        let mut container = Container::new(&engines.engine, pre, cid, link, limits);
+        let mut container = Container::new(&engines.engine, pre, cid, link, &self.budget, limits);
         // Run the start code now, so its failure is this request's error; if it waits for the
         // host, it finishes in the background (like a script's top-level `await`).
         while container.runnable() {
@@ -530,7 +549,7 @@ impl AbstractRuntime for Wasm {
                 return Some(Instant::now());
             }
             self.spare_due = false;
-            match Spare::new(&engines.engine, pre, &engines.ticker) {
+            match Spare::new(&engines.engine, pre, &self.budget, &engines.ticker) {
                 Ok(spare) => self.js_spare = Some(Box::new(spare)),
                 Err(_) => self.js_spare_failed = true,
             }
@@ -545,6 +564,17 @@ impl AbstractRuntime for Wasm {
             None if self.containers.contains_key(&cid) => {}
             // A container `exec_container` is about to create.
             None => self.upcoming = deadline.map(|d| (cid, d)),
+        }
+    }
+
+    /// JavaScript containers only: their script code is held to it (see `js_abi.rs`), with
+    /// the epoch as a backstop. Module containers run under their own `timeLimitMs`, and the
+    /// host's process-wide CPU limit.
+    fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
+        match self.js.get_mut(&cid) {
+            Some(container) => container.set_cpu_deadline(deadline),
+            None if self.containers.contains_key(&cid) => {}
+            None => self.upcoming_cpu = deadline.map(|d| (cid, d)),
         }
     }
 

@@ -57,7 +57,12 @@ pub(crate) fn take(
     }
     let mut linker = linker.clone();
     wasi::stub_missing(&mut linker, &module).map_err(|e| failed("linking", e))?;
-    let mut store = container::new_store(engine, Default::default(), &Limits::default());
+    let mut store = container::new_store(
+        engine,
+        Default::default(),
+        &Default::default(),
+        &Limits::default(),
+    );
     store.data_mut().snapshotting = true;
     // No ticker runs for this store's calls, so the epoch never reaches this deadline.
     store.set_epoch_deadline(1);

@@ -22,7 +22,9 @@
 #[allow(dead_code)] // the runtime's half of the ABI uses a few items this half does not
 mod js_abi;
 
-use confine_runtime_abstract::{codec, AbstractRuntime, ErrorData, Link, ReplyTo};
+use confine_runtime_abstract::{
+    codec, protocol::GuestMessage, AbstractRuntime, ErrorData, LimitKind, Link, ReplyTo,
+};
 use confine_runtime_quickjs::QuickJs;
 use js_abi::{Answer, Command, Remaining, Request};
 use std::{
@@ -202,24 +204,59 @@ fn deadline(r: Option<Remaining>) -> Option<confine_runtime_abstract::Deadline> 
     })
 }
 
+/// The deadline script code is held to in this dispatch: the wall-time one, or the CPU
+/// time left as wall time if that comes first (see `Request::cpu`), with the CPU-time limit
+/// then.
+fn deadlines(
+    wall: Option<Remaining>,
+    cpu: Option<Remaining>,
+) -> (Option<confine_runtime_abstract::Deadline>, Option<Duration>) {
+    match (deadline(wall), deadline(cpu)) {
+        (Some(w), Some(c)) if c.at < w.at => (Some(c), Some(c.limit)),
+        (None, Some(c)) => (Some(c), Some(c.limit)),
+        (w, _) => (w, None),
+    }
+}
+
+/// `e`, as the CPU-time limit's error if it is the deadline's and the deadline was the CPU
+/// time's.
+fn as_cpu_limit(e: ErrorData, cpu: Option<Duration>) -> ErrorData {
+    match cpu {
+        Some(limit) if e.limit_kind() == Some(LimitKind::WallTime) => ErrorData::cpu_time(limit),
+        _ => e,
+    }
+}
+
 fn run(
     slot: &mut Option<Plugin>,
     Request {
         deadline: d,
+        cpu,
         command,
     }: Request,
 ) -> Answer {
+    let (d, cpu_limit) = deadlines(d, cpu);
     let plugin = slot.get_or_insert_with(Plugin::new);
     let mut result = Ok(());
     let mut abandoned = false;
     let cid = match &command {
-        Command::Exec { cid, .. } => Some(*cid),
+        Command::Exec { cid, limits, .. } => {
+            plugin.link.set_limits(*limits);
+            Some(*cid)
+        }
         _ => plugin.cid,
     };
+    // A new call's budgets, as the serve loop starts them (only tracked when there are any).
+    let limits = plugin.link.limits();
+    if let (Some(cid), Command::Exec { .. } | Command::Call { .. }) = (cid, &command) {
+        if limits.output_bytes.is_some() || limits.host_calls.is_some() {
+            plugin.link.reset_usage(cid);
+        }
+    }
     if let Some(cid) = cid {
         // Before `exec_container` too: QuickJs keeps a deadline for a container about to be
         // created.
-        plugin.runtime.set_deadline(cid, deadline(d));
+        plugin.runtime.set_deadline(cid, d);
     }
     match command {
         Command::Exec {
@@ -227,6 +264,7 @@ fn run(
             source,
             options,
             globals,
+            limits: _,
         } => {
             if plugin.cid.is_some() {
                 result = Err(ErrorData::invalid(
@@ -264,13 +302,56 @@ fn run(
         }
         Command::RunPending => {}
     }
-    let now = Instant::now();
-    let next = plugin.runtime.run_pending(now);
+    let mut now = Instant::now();
+    let mut next = plugin.runtime.run_pending(now);
+    // Host calls the plugin's `Link` refused for the host-call budget fail back into the
+    // script, and what that runs may ask again (as in the serve loop: a bounded number of
+    // rounds; the container is tripped meanwhile, so its script code is being stopped).
+    for _ in 0..64 {
+        let refused = plugin.link.take_refused();
+        if refused.is_empty() {
+            break;
+        }
+        for (id, error) in refused {
+            plugin.runtime.host_call_settled(id, Err(error));
+        }
+        now = Instant::now();
+        next = plugin.runtime.run_pending(now);
+    }
+    // A budget the container went over fails its calls answered now, as the serve loop
+    // fails a tripped container's open calls (whatever the script made of the refusals); a
+    // later call starts with a clean slate.
+    let tripped = plugin
+        .link
+        .take_tripped()
+        .into_iter()
+        .find(|(c, _)| Some(*c) == plugin.cid.or(cid))
+        .map(|(_, e)| e);
     let idle = plugin.cid.is_none_or(|cid| plugin.runtime.is_idle(cid));
+    let messages = plugin
+        .link
+        .take_outgoing()
+        .into_iter()
+        .map(|m| match (m, &tripped) {
+            (GuestMessage::Response { id, .. }, Some(e)) => GuestMessage::Response {
+                id,
+                result: Err(e.clone()),
+            },
+            (GuestMessage::Response { id, result: Err(e) }, None) => GuestMessage::Response {
+                id,
+                result: Err(as_cpu_limit(e, cpu_limit)),
+            },
+            (GuestMessage::Uncaught { cid, error }, _) => GuestMessage::Uncaught {
+                cid,
+                error: as_cpu_limit(error, cpu_limit),
+            },
+            (other, _) => other,
+        })
+        .collect();
     Answer {
-        result,
+        result: result.map_err(|e| as_cpu_limit(e, cpu_limit)),
         abandoned,
-        messages: plugin.link.take_outgoing(),
+        messages,
         next_nanos: next.map(|t| {
             u64::try_from(t.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX)
         }),
