@@ -30,6 +30,13 @@
 //! the plugin (a stack overflow QuickJS did not catch, the epoch backstop) stops that
 //! container for good; its calls fail with the trap's error.
 //!
+//! The host's limits hold for JavaScript containers as in the `quickjs` runtime: the
+//! guest's memory limit ([`GuestLimits::memory_bytes`]) is one budget for the linear memory
+//! of all the guest's instances (a refused growth is QuickJS's catchable out-of-memory
+//! error, an uncaught one the memory limit's error); the CPU time left, and the per-call
+//! output and host-call budgets, reach the plugin with each dispatch, where script code
+//! past them is stopped (`js_abi.rs`).
+//!
 //! # WebAssembly containers
 //!
 //! A container's source is a module in the binary format
