@@ -10,11 +10,9 @@
 //! * `confine_alloc(len: i32) -> i32`: a buffer of `len` bytes the runtime fills;
 //! * `confine_free(ptr: i32, len: i32)`: frees a buffer the plugin returned;
 //! * `confine_js_version() -> i32`: [`VERSION`];
-//! * `confine_js_init()`: makes the plugin's state and the QuickJS runtime and context of the
-//!   container to come; the runtime calls it once and snapshots the instance (`snapshot.rs`),
-//!   and the snapshot no longer exports it;
-//! * `confine_js_prefault(len: i32)`: makes `len` bytes of heap resident (allocated, written,
-//!   freed), for an instance made ahead of time;
+//! * `confine_js_init()`: makes the QuickJS runtime and context of the container to come;
+//!   the runtime calls it once and snapshots the instance (`snapshot.rs`), and the snapshot
+//!   no longer exports it;
 //! * `confine_js_dispatch(ptr: i32, len: i32) -> i64`: takes a [`Request`] (one protocol
 //!   frame: bincode, in a buffer from `confine_alloc`, which the plugin owns from then on),
 //!   sets the request's deadline, runs its command **and then the container's pending work**
@@ -39,8 +37,6 @@ pub const VERSION: i32 = 2;
 pub const DISPATCH: &str = "confine_js_dispatch";
 /// See the module docs.
 pub const VERSION_EXPORT: &str = "confine_js_version";
-/// See the module docs.
-pub const PREFAULT: &str = "confine_js_prefault";
 /// See the module docs.
 pub const INIT: &str = "confine_js_init";
 

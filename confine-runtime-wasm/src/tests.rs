@@ -726,7 +726,11 @@ fn bench_js_container_ready() {
 #[test]
 #[ignore = "benchmark; run explicitly with --release"]
 fn bench_js_container_breakdown() {
-    let engine = Engine::new(&config()).unwrap();
+    // CONFINE_BENCH_COW=1: with copy-on-write memory images (memfd; refused in the sandbox),
+    // to see what copying the snapshot's data costs.
+    let mut config = config();
+    config.memory_init_cow(std::env::var_os("CONFINE_BENCH_COW").is_some());
+    let engine = Engine::new(&config).unwrap();
     let mut linker = crate::linker(&engine).unwrap();
     let snapshot = snapshot::take(&engine, &linker, JS_PLUGIN.unwrap()).unwrap();
     let module = Module::new(&engine, snapshot).unwrap();

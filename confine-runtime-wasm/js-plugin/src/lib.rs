@@ -124,16 +124,6 @@ pub unsafe extern "C" fn confine_free(ptr: *mut u8, len: usize) {
     drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
 }
 
-/// Allocates `len` bytes, writes them, and frees them: the pages are in memory from then on
-/// and the allocator keeps them (wasm memory never shrinks), so the container's first
-/// allocations find memory ready instead of growing it page by page. Called on an instance
-/// made ahead of time, while the runtime has nothing else to do.
-#[no_mangle]
-pub extern "C" fn confine_js_prefault(len: usize) {
-    let block = vec![1u8; len];
-    std::hint::black_box(&block);
-}
-
 /// The ABI version this plugin speaks.
 #[no_mangle]
 pub extern "C" fn confine_js_version() -> i32 {
