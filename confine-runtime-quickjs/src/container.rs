@@ -92,6 +92,24 @@ impl Watch {
     }
 }
 
+/// A QuickJS runtime and its context, made before the container that runs on them (see
+/// [`crate::QuickJs::prepare_engine`]). Field order is drop order: the context first.
+pub(crate) struct Engine {
+    pub(crate) context: Context,
+    runtime: Runtime,
+}
+
+impl Engine {
+    /// A runtime on QuickJS's own allocator (no memory budget) and a context with every
+    /// intrinsic: all a container needs that does not depend on the container.
+    pub(crate) fn new() -> Result<Engine, ErrorData> {
+        let engine = |e: rquickjs::Error| ErrorData::internal(format!("QuickJS: {e}"));
+        let runtime = Runtime::new().map_err(engine)?;
+        let context = Context::full(&runtime).map_err(engine)?;
+        Ok(Engine { context, runtime })
+    }
+}
+
 /// A live container.
 ///
 /// Field order is drop order after [`Drop::drop`] has released every JS handle: the exports
@@ -115,11 +133,14 @@ impl Drop for Container {
 }
 
 impl Container {
-    /// Creates container `cid`, defines `globals` in it, and runs `source`.
+    /// Creates container `cid`, defines `globals` in it, and runs `source`; on `prepared`,
+    /// if given and usable (it is not under a memory budget, whose allocator a runtime gets
+    /// when it is made).
     ///
     /// # Errors
     /// Engine setup failures, globals that cannot be defined, and the source's syntax or
     /// top-level errors; the container is dropped then.
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     pub(crate) fn exec(
         cid: ContainerId,
         link: Link,
@@ -128,6 +149,7 @@ impl Container {
         source: &Source,
         globals: &[GlobalDef],
         (deadline, cpu): (Option<Deadline>, Option<CpuDeadline>),
+        prepared: Option<Engine>,
     ) -> Result<Container, ErrorData> {
         let engine = |e: rquickjs::Error| ErrorData::internal(format!("QuickJS: {e}"));
         if !budget.has_room_for_container() {
@@ -141,13 +163,16 @@ impl Container {
             ));
         }
         budget.take_refused();
-        // Without a limit, QuickJS's own allocator (no accounting of ours on the hot path).
-        let runtime = if budget.limit().is_some() {
-            Runtime::new_with_alloc(BudgetAllocator(budget.clone()))
-        } else {
-            Runtime::new()
-        }
-        .map_err(engine)?;
+        let (runtime, context) = match prepared.filter(|_| budget.limit().is_none()) {
+            Some(Engine { context, runtime }) => (runtime, Some(context)),
+            // Without a limit, QuickJS's own allocator (no accounting of ours on the hot
+            // path).
+            None if budget.limit().is_none() => (Runtime::new().map_err(engine)?, None),
+            None => (
+                Runtime::new_with_alloc(BudgetAllocator(budget.clone())).map_err(engine)?,
+                None,
+            ),
+        };
         let stack = link.limits().stack_bytes.map_or(DEFAULT_STACK, |b| {
             (b as usize).clamp(*STACK_RANGE.start(), *STACK_RANGE.end())
         });
@@ -169,7 +194,12 @@ impl Container {
                 tracker.track_rejection(&ctx, promise, reason, handled)
             },
         )));
-        let context = Context::full(&runtime).map_err(engine)?;
+        // The handler, loader and tracker above are the runtime's: a context made before
+        // them is governed by them all the same.
+        let context = match context {
+            Some(context) => context,
+            None => Context::full(&runtime).map_err(engine)?,
+        };
         let mut container = Container {
             exports: None,
             shared,

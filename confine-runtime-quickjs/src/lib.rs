@@ -35,7 +35,7 @@ use confine_runtime_abstract::{
     AbstractRuntime, ContainerId, CpuDeadline, Deadline, ErrorData, GuestLimits, HostCallId, Link,
     ReplyTo, RuntimeInfo, Value,
 };
-use container::Container;
+use container::{Container, Engine};
 use memory::MemoryBudget;
 use state::Clock;
 use std::{collections::BTreeMap, fmt, rc::Rc, time::Instant};
@@ -54,6 +54,8 @@ pub struct QuickJs {
     /// Deadlines set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
     upcoming_cpu: Option<(ContainerId, CpuDeadline)>,
+    /// A runtime and context made ahead for the next container.
+    prepared: Option<Engine>,
 }
 
 impl Default for QuickJs {
@@ -65,6 +67,7 @@ impl Default for QuickJs {
             budget: Rc::new(MemoryBudget::default()),
             upcoming: None,
             upcoming_cpu: None,
+            prepared: None,
         }
     }
 }
@@ -82,6 +85,28 @@ impl QuickJs {
     /// A runtime with no containers; call [`AbstractRuntime::init`] before anything else.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the QuickJS runtime and context of the next container now, so that creating it
+    /// later costs only its own work. The `wasm` runtime's JS plugin calls this before its
+    /// memory is snapshotted, so that every container's instance starts with them made.
+    ///
+    /// The next container created without a memory budget ([`GuestLimits::memory_bytes`])
+    /// runs on them; one under a budget makes its own (its runtime must allocate from the
+    /// budget from the start).
+    ///
+    /// # Errors
+    /// QuickJS could not allocate the runtime or the context.
+    pub fn prepare_engine(&mut self) -> Result<(), ErrorData> {
+        self.prepared = Some(Engine::new()?);
+        Ok(())
+    }
+
+    /// The context [`QuickJs::prepare_engine`] made, until a container takes it: for an
+    /// embedder that must adjust engine state the container should not inherit (the JS
+    /// plugin reseeds `Math.random` in a context copied from a snapshot).
+    pub fn prepared_context(&self) -> Option<&rquickjs::Context> {
+        self.prepared.as_ref().map(|e| &e.context)
     }
 }
 
@@ -151,6 +176,7 @@ impl AbstractRuntime for QuickJs {
             source,
             globals,
             (deadline, cpu),
+            self.prepared.take(),
         )?;
         self.containers.insert(cid, container);
         Ok(())

@@ -21,6 +21,44 @@ fn info_names_engine_and_version() {
 }
 
 #[test]
+fn a_prepared_engine_runs_the_next_container_only() {
+    let mut h = Harness::new(QuickJs::default());
+    h.rt.prepare_engine().unwrap();
+    // A mark left in the prepared context shows which container ran on it.
+    h.rt.prepared_context()
+        .unwrap()
+        .with(|ctx| ctx.globals().set("mark", 7))
+        .unwrap();
+    let code = "module.exports.mark = () => typeof mark === 'undefined' ? null : mark";
+    h.exec_ok(1, code);
+    assert!(h.rt.prepared_context().is_none());
+    h.exec_ok(2, code);
+    assert_eq!(h.call_ok(1, "mark", vec![]), n(7.0));
+    assert_eq!(h.call_ok(2, "mark", vec![]), Value::Null);
+}
+
+#[test]
+fn a_prepared_engine_is_not_used_under_a_memory_budget() {
+    let mut h = Harness::new(QuickJs::default());
+    h.rt.set_limits(&GuestLimits {
+        memory_bytes: Some(64 << 20),
+        ..GuestLimits::default()
+    })
+    .unwrap();
+    h.rt.prepare_engine().unwrap();
+    h.rt.prepared_context()
+        .unwrap()
+        .with(|ctx| ctx.globals().set("mark", 7))
+        .unwrap();
+    // Its allocator is not the budget's, so the container makes its own runtime.
+    h.exec_ok(
+        1,
+        "module.exports.mark = () => typeof mark === 'undefined' ? null : mark",
+    );
+    assert_eq!(h.call_ok(1, "mark", vec![]), Value::Null);
+}
+
+#[test]
 fn deep_recursion_is_a_catchable_range_error() {
     let mut h = Harness::new(QuickJs::default());
     h.exec_ok(

@@ -1,15 +1,16 @@
 //! The JS plugin compiled once per machine: its precompiled code is cached on disk.
 //!
-//! Compiling the plugin takes Cranelift over a second; loading precompiled code takes about
-//! 2 ms. The cache is the directory `confine-wasm-cache` beside the guest executable (as
-//! trustworthy as the executable itself; created `0700`), one file per
-//! `<wasmtime version>-<engine configuration hash>-<plugin hash>`. The file is read in
+//! What is compiled is the plugin's snapshot (`snapshot.rs`). Taking it and compiling it
+//! takes Cranelift a few seconds; loading precompiled code takes about 2 ms. The cache is the
+//! directory `confine-wasm-cache` beside the guest executable (as trustworthy as the
+//! executable itself; created `0700`), one file per `<snapshot format>-<wasmtime
+//! version>-<engine configuration hash>-<plugin hash>`. The file is read in
 //! [`crate::Wasm`]'s `init`, before the guest's lockdown (a sandboxed guest can read nothing
 //! later), and written after the first compilation when the guest may write there (a
 //! sandboxed guest cannot; an unsandboxed one, or an earlier run, fills the cache). Any
 //! failure to read or write only means compiling.
 
-use confine_runtime_abstract::JIT_CACHE_DIR as DIR;
+use confine_runtime_abstract::{ErrorData, JIT_CACHE_DIR as DIR};
 use std::{
     hash::{Hash, Hasher},
     path::{Path, PathBuf},
@@ -35,9 +36,13 @@ impl Cached {
         Cached { path, bytes }
     }
 
-    /// The plugin as a module: from the cached code if it is there and compatible, else
-    /// compiled (and then cached, if possible).
-    pub(crate) fn module(&mut self, engine: &Engine, plugin: &[u8]) -> wasmtime::Result<Module> {
+    /// The module: from the cached code if it is there and compatible, else compiled from
+    /// what `wasm` makes (and then cached, if possible).
+    pub(crate) fn module(
+        &mut self,
+        engine: &Engine,
+        wasm: impl FnOnce() -> Result<Vec<u8>, ErrorData>,
+    ) -> Result<Module, ErrorData> {
         if let Some(bytes) = self.bytes.take() {
             // SAFETY: the bytes are a file this runtime wrote with `Module::serialize` into a
             // directory beside the guest executable, created private to its owner: trusted
@@ -47,7 +52,9 @@ impl Cached {
                 return Ok(module);
             }
         }
-        let module = Module::new(engine, plugin)?;
+        let module = Module::new(engine, wasm()?).map_err(|e| {
+            ErrorData::internal(format!("compiling the JS plugin's snapshot: {e:#}"))
+        })?;
         if let (Some(path), Ok(bytes)) = (&self.path, module.serialize()) {
             // Best effort: a read-only directory or a sandboxed guest leaves no cache.
             let _ = store(path, &bytes);
@@ -68,14 +75,18 @@ fn own_executable() -> Option<PathBuf> {
     })
 }
 
-/// `js-plugin-<wasmtime version>-<configuration hash>-<plugin hash>.cwasm`.
+/// What the runtime does to the plugin before compiling it (`snapshot.rs`); a change there
+/// changes this, so that older files are not taken for the new kind.
+const FORMAT: &str = "js-snapshot-1";
+
+/// `js-snapshot-<n>-<wasmtime version>-<configuration hash>-<plugin hash>.cwasm`.
 fn file_name(engine: &Engine, plugin_hash: &str) -> String {
     // SipHash with fixed keys: the same in every process, which is all a cache key needs
     // (the contents are not adversarial: the plugin is built into this executable).
     let mut config = std::hash::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut config);
     format!(
-        "js-plugin-{}-{:016x}-{plugin_hash}.cwasm",
+        "{FORMAT}-{}-{:016x}-{plugin_hash}.cwasm",
         crate::WASMTIME_VERSION,
         config.finish(),
     )
@@ -114,7 +125,7 @@ mod tests {
             path: Some(path.clone()),
             bytes: Some(b"not a module".to_vec()),
         };
-        let module = cached.module(&engine, &wasm).unwrap();
+        let module = cached.module(&engine, || Ok(wasm.clone())).unwrap();
         assert!(module.get_export("f").is_some());
         let written = std::fs::read(&path).unwrap();
         let mut again = Cached {
@@ -122,7 +133,7 @@ mod tests {
             bytes: Some(written),
         };
         // Garbage for the source: only the cached code can give a module with `f`.
-        let module = again.module(&engine, b"garbage").unwrap();
+        let module = again.module(&engine, || Ok(b"garbage".to_vec())).unwrap();
         assert!(module.get_export("f").is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }

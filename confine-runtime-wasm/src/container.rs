@@ -18,13 +18,13 @@
 use crate::{
     abi,
     errors::{self, no_such_container},
-    host::{lock, Host, Io},
+    host::{lock, Budget, Host, Io},
     options::Limits,
     ticker::Ticker,
 };
 use confine_runtime_abstract::{
     protocol::{LogLevel, Reply},
-    ContainerId, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
+    ContainerId, CpuDeadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo, Value,
 };
 use std::{
     collections::VecDeque,
@@ -82,10 +82,11 @@ impl Container {
         pre: InstancePre<Host>,
         cid: ContainerId,
         link: Link,
+        budget: &Arc<Budget>,
         limits: Limits,
     ) -> Self {
         let io = Arc::new(Mutex::new(Io::default()));
-        let mut store = new_store(engine, io.clone(), &limits);
+        let mut store = new_store(engine, io.clone(), budget, &limits);
         arm(&mut store, &limits);
         let task: Task = Box::pin(async move {
             let result = start(&mut store, &pre).await;
@@ -268,24 +269,30 @@ impl Container {
 
 /// A container's store: its [`Host`] data, the memory limiter, and the epoch callback that
 /// stops a task at its deadline or yields to the serve loop.
-pub(crate) fn new_store(engine: &Engine, io: Arc<Mutex<Io>>, limits: &Limits) -> Store<Host> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    io: Arc<Mutex<Io>>,
+    budget: &Arc<Budget>,
+    limits: &Limits,
+) -> Store<Host> {
     let mut store = Store::new(
         engine,
-        Host {
+        Host::new(
             io,
-            deadline: None,
-            max_memory: limits.memory,
-            soft_memory: false,
-            max_table: limits.table,
-            result: Vec::new(),
-            started: Instant::now(),
-            max_output: limits.output,
-        },
+            budget.clone(),
+            limits.memory,
+            limits.table,
+            limits.output,
+        ),
     );
     store.limiter(|host| host);
     store.epoch_deadline_callback(|ctx| {
         if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
             Err(wasmtime::Error::new(crate::host::Stop::TimeLimit))
+        } else if let Some(cpu) = ctx.data().cpu_deadline.filter(CpuDeadline::passed) {
+            Err(wasmtime::Error::new(crate::host::Stop::CpuTimeLimit(
+                cpu.limit,
+            )))
         } else {
             // Give the serve loop a turn, then carry on for another tick.
             Ok(UpdateDeadline::Yield(1))

@@ -1,7 +1,7 @@
 //! Turning wasmtime errors and our own stops into [`ErrorData`].
 
 use crate::host::Stop;
-use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind};
+use confine_runtime_abstract::{ContainerId, ErrorData, ErrorKind, LimitKind};
 use wasmtime::{Trap, WasmBacktrace};
 
 pub(crate) fn no_such_container(cid: ContainerId) -> ErrorData {
@@ -32,6 +32,16 @@ pub(crate) fn from_trap(e: wasmtime::Error) -> ErrorData {
             Stop::TimeLimit => (ErrorKind::Limit, "TimeoutError"),
             Stop::MemoryLimit { .. } | Stop::TableLimit { .. } => (ErrorKind::Limit, "RangeError"),
             Stop::Abi(_) => (ErrorKind::Conversion, "TypeError"),
+            Stop::CpuTimeLimit(limit) => {
+                let mut data = ErrorData::cpu_time(*limit);
+                data.stack = stack;
+                return data;
+            }
+            Stop::GuestMemoryLimit { .. } => {
+                let mut data = ErrorData::limit(LimitKind::Memory, stop.to_string());
+                data.stack = stack;
+                return data;
+            }
         };
         ErrorData::new(kind, name, stop.to_string())
     } else if let Some(trap) = e.downcast_ref::<Trap>() {

@@ -10,7 +10,10 @@ use confine_runtime_abstract::{ErrorData, HostCallId, Value};
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     task::{Context, Poll},
     time::Instant,
 };
@@ -27,6 +30,9 @@ pub(crate) enum Stop {
     /// The call ran past its time limit.
     #[error("the call ran longer than its time limit")]
     TimeLimit,
+    /// The call used up its CPU-time limit (the guest thread's CPU clock).
+    #[error("CPU-time limit of {} ms exceeded", .0.as_millis())]
+    CpuTimeLimit(std::time::Duration),
     /// Linear memory would have grown past the container's limit.
     #[error("linear memory would grow to {desired} bytes, over the limit of {limit} bytes")]
     MemoryLimit {
@@ -39,6 +45,19 @@ pub(crate) enum Stop {
     #[error("a table would grow to {desired} elements, over the limit of {limit}")]
     TableLimit {
         /// Elements asked for.
+        desired: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Linear memory would have grown past the guest's memory limit
+    /// ([`confine_runtime_abstract::GuestLimits::memory_bytes`]), shared by all its
+    /// instances.
+    #[error(
+        "the guest's instances would hold {desired} bytes of linear memory, over the guest's \
+         memory limit of {limit} bytes"
+    )]
+    GuestMemoryLimit {
+        /// Bytes all instances would hold.
         desired: usize,
         /// The limit.
         limit: usize,
@@ -69,12 +88,70 @@ pub(crate) fn lock(io: &Mutex<Io>) -> MutexGuard<'_, Io> {
     io.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The linear memory of all the guest's instances, against the guest's memory limit. Shared
+/// by every store (atomics only because store data must be `Send`: a guest is one thread).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    /// The limit in bytes; `usize::MAX` for none.
+    limit: AtomicUsize,
+    /// Bytes the live instances hold.
+    used: AtomicUsize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            limit: AtomicUsize::new(usize::MAX),
+            used: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Budget {
+    /// Sets the limit (`None`: none).
+    pub(crate) fn set_limit(&self, limit: Option<u64>) {
+        let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The limit, if there is one.
+    pub(crate) fn limit(&self) -> Option<usize> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|&l| l != usize::MAX)
+    }
+
+    /// Bytes the live instances hold.
+    #[cfg_attr(not(test), allow(dead_code))] // read by tests
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` if they fit; otherwise the total they would make.
+    fn charge(&self, bytes: usize) -> Result<(), usize> {
+        let used = self.used.load(Ordering::Relaxed);
+        let total = used.saturating_add(bytes);
+        if total > self.limit.load(Ordering::Relaxed) {
+            return Err(total);
+        }
+        self.used.store(total, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn release(&self, bytes: usize) {
+        let used = self.used.load(Ordering::Relaxed);
+        self.used
+            .store(used.saturating_sub(bytes), Ordering::Relaxed);
+    }
+}
+
 /// A container's store data.
 #[derive(Debug)]
 pub(crate) struct Host {
     pub(crate) io: Arc<Mutex<Io>>,
     /// When the running call must stop (checked on every epoch tick).
     pub(crate) deadline: Option<Instant>,
+    /// When, on the guest thread's CPU clock, the running call must stop (checked on every
+    /// epoch tick).
+    pub(crate) cpu_deadline: Option<confine_runtime_abstract::CpuDeadline>,
     /// Linear memory limit in bytes.
     pub(crate) max_memory: usize,
     /// Growing past the limit fails the `memory.grow` (the module's allocator sees an
@@ -87,8 +164,64 @@ pub(crate) struct Host {
     pub(crate) result: Vec<u8>,
     /// The zero of the module's monotonic clock.
     pub(crate) started: Instant,
+    /// The instance is being initialised to be snapshotted (`snapshot.rs`): its clocks read
+    /// zero and asking for randomness traps (but for [`Host::std_keys_taken`]), so that
+    /// nothing time- or chance-dependent is frozen into the snapshot and shared by every
+    /// container started from it.
+    pub(crate) snapshotting: bool,
+    /// While snapshotting: Rust's standard library took its per-thread hash map keys (16
+    /// bytes, once; see `snapshot.rs`).
+    pub(crate) std_keys_taken: bool,
     /// Most output kept unforwarded per stream before more is dropped.
     pub(crate) max_output: usize,
+    /// The guest-wide memory budget this store's memory counts against.
+    pub(crate) budget: Arc<Budget>,
+    /// Bytes of linear memory charged to [`Host::budget`], given back when the store goes.
+    pub(crate) charged: usize,
+    /// The last growth charged, given back if the growth then fails.
+    pending: usize,
+    /// The limit, in bytes, that refused a growth (soft memory) since [`Host::take_refused`].
+    refused: Option<usize>,
+}
+
+impl Host {
+    /// Store data with these limits and nothing else going on.
+    pub(crate) fn new(
+        io: Arc<Mutex<Io>>,
+        budget: Arc<Budget>,
+        max_memory: usize,
+        max_table: usize,
+        max_output: usize,
+    ) -> Self {
+        Host {
+            io,
+            deadline: None,
+            cpu_deadline: None,
+            max_memory,
+            soft_memory: false,
+            max_table,
+            result: Vec::new(),
+            started: Instant::now(),
+            snapshotting: false,
+            std_keys_taken: false,
+            max_output,
+            budget,
+            charged: 0,
+            pending: 0,
+            refused: None,
+        }
+    }
+
+    /// The limit that refused a growth (soft memory) since the last call, if one did.
+    pub(crate) fn take_refused(&mut self) -> Option<usize> {
+        self.refused.take()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.budget.release(self.charged);
+    }
 }
 
 impl ResourceLimiter for Host {
@@ -98,19 +231,48 @@ impl ResourceLimiter for Host {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // `current == 0` is instantiation itself, where no allocator could report it.
-        if desired > self.max_memory && self.soft_memory && current > 0 {
-            return Ok(false);
-        }
-        if desired > self.max_memory {
-            // An error (not `Ok(false)`) so the call stops with a typed limit error instead
-            // of the module's allocator aborting with an anonymous trap.
-            return Err(wasmtime::Error::new(Stop::MemoryLimit {
+        let extra = desired.saturating_sub(current);
+        let over = if desired > self.max_memory {
+            Some(Stop::MemoryLimit {
                 desired,
                 limit: self.max_memory,
-            }));
+            })
+        } else {
+            self.budget
+                .charge(extra)
+                .err()
+                .map(|total| Stop::GuestMemoryLimit {
+                    desired: total,
+                    limit: self.budget.limit().unwrap_or(usize::MAX),
+                })
+        };
+        if let Some(stop) = over {
+            // `current == 0` is instantiation itself, where no allocator could report it.
+            if self.soft_memory && current > 0 {
+                self.refused = Some(match stop {
+                    Stop::GuestMemoryLimit { limit, .. } | Stop::MemoryLimit { limit, .. } => limit,
+                    _ => self.max_memory,
+                });
+                return Ok(false);
+            }
+            // An error (not `Ok(false)`) so the call stops with a typed limit error instead
+            // of the module's allocator aborting with an anonymous trap.
+            return Err(wasmtime::Error::new(stop));
         }
+        self.charged += extra;
+        self.pending = extra;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Charged, then refused by the system (the process's memory cap): not held.
+        self.budget.release(self.pending);
+        self.charged = self
+            .charged
+            .saturating_sub(std::mem::take(&mut self.pending));
+        // The system's cap stands in for the guest's limit (the host sets it above that).
+        self.refused = Some(self.budget.limit().unwrap_or(self.max_memory));
+        Ok(())
     }
 
     fn table_growing(

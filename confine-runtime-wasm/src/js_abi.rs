@@ -10,8 +10,9 @@
 //! * `confine_alloc(len: i32) -> i32`: a buffer of `len` bytes the runtime fills;
 //! * `confine_free(ptr: i32, len: i32)`: frees a buffer the plugin returned;
 //! * `confine_js_version() -> i32`: [`VERSION`];
-//! * `confine_js_prefault(len: i32)`: makes `len` bytes of heap resident (allocated, written,
-//!   freed), for an instance made ahead of time;
+//! * `confine_js_init()`: makes the QuickJS runtime and context of the container to come;
+//!   the runtime calls it once and snapshots the instance (`snapshot.rs`), and the snapshot
+//!   no longer exports it;
 //! * `confine_js_dispatch(ptr: i32, len: i32) -> i64`: takes a [`Request`] (one protocol
 //!   frame: bincode, in a buffer from `confine_alloc`, which the plugin owns from then on),
 //!   sets the request's deadline, runs its command **and then the container's pending work**
@@ -25,19 +26,19 @@
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, GuestMessage, Source},
-    ContainerId, ErrorData, HostCallId, RequestId, Value,
+    ContainerId, ErrorData, GuestLimits, HostCallId, RequestId, Value,
 };
 use serde::{Deserialize, Serialize};
 
 /// The version of this ABI; the plugin reports it through `confine_js_version`.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Export names.
 pub const DISPATCH: &str = "confine_js_dispatch";
 /// See the module docs.
 pub const VERSION_EXPORT: &str = "confine_js_version";
 /// See the module docs.
-pub const PREFAULT: &str = "confine_js_prefault";
+pub const INIT: &str = "confine_js_init";
 
 /// A wall-time limit, as the time left and the limit it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,12 +49,17 @@ pub struct Remaining {
     pub limit_nanos: u64,
 }
 
-/// One dispatch: the deadline in force for script code (the earliest of the container's
-/// requests, or its own time limit) and what to do.
+/// One dispatch: the deadlines in force for script code (the earliest of the container's
+/// requests, or its own time limit; the CPU time left) and what to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// When script code must stop; `None` for no limit.
     pub deadline: Option<Remaining>,
+    /// CPU time script code may still use, measured by the runtime on the guest thread's CPU
+    /// clock when it sends the request. The plugin holds script code to it as wall time for
+    /// this dispatch (nothing in a dispatch waits, so the two only drift apart when the
+    /// guest is descheduled) and reports it as the CPU-time limit; `None` for no limit.
+    pub cpu: Option<Remaining>,
     /// What to do.
     pub command: Command,
 }
@@ -71,6 +77,10 @@ pub enum Command {
         options: Value,
         /// The host globals defined so far.
         globals: Vec<GlobalDef>,
+        /// The guest's limits: the plugin's `Link` enforces the per-call budgets (console
+        /// output, host calls) inside the dispatch, where script code can be stopped, with
+        /// each `Exec` and `Call` starting a new call's budgets as in the serve loop.
+        limits: GuestLimits,
     },
     /// Calls an export; the answer is a [`GuestMessage::Response`] with id `reply`, in this
     /// answer or a later one.

@@ -15,10 +15,13 @@
 //! wasi-libc) into `target/wasm-js/`, and embedded into this crate at build time when it
 //! exists (`build.rs`; `CONFINE_JS_PLUGIN` names another file). A guest built without it
 //! runs WASI modules only and answers a JavaScript source with an
-//! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. It is
-//! compiled on the first JavaScript container, or loaded from the cache of compiled code
-//! (`cache.rs`), once per guest; from then on, `run_pending` keeps one instance made ahead
-//! (when it has nothing else to run) for the next container.
+//! [`ErrorKind::Unsupported`] error that says to run `cargo xtask wasm-plugin`. What runs
+//! is not the plugin as built but a snapshot of it taken once its QuickJS runtime and context
+//! are made (`snapshot.rs`; each container still gets its own `Math.random` state and hash
+//! seed). The snapshot is taken and compiled on the first JavaScript container, or loaded
+//! from the cache of compiled code (`cache.rs`; the host fills it with `--prepare`), once
+//! per guest; from then on, `run_pending` keeps one instance made ahead (when it has nothing
+//! else to run) for the next container.
 //!
 //! Options `timeLimitMs` and `memoryLimitBytes` (below) apply to JavaScript containers too:
 //! the time limit reaches QuickJS's interrupt handler (a `TimeoutError` that leaves the
@@ -26,6 +29,13 @@
 //! past the limit fails the allocation inside QuickJS, which throws a JS error. A trap inside
 //! the plugin (a stack overflow QuickJS did not catch, the epoch backstop) stops that
 //! container for good; its calls fail with the trap's error.
+//!
+//! The host's limits hold for JavaScript containers as in the `quickjs` runtime: the
+//! guest's memory limit ([`GuestLimits::memory_bytes`]) is one budget for the linear memory
+//! of all the guest's instances (a refused growth is QuickJS's catchable out-of-memory
+//! error, an uncaught one the memory limit's error); the CPU time left, and the per-call
+//! output and host-call budgets, reach the plugin with each dispatch, where script code
+//! past them is stopped (`js_abi.rs`).
 //!
 //! # WebAssembly containers
 //!
@@ -106,13 +116,14 @@ mod host;
 mod js;
 mod js_abi;
 mod options;
+mod snapshot;
 mod ticker;
 mod wasi;
 
 use confine_runtime_abstract::{
     protocol::{GlobalDef, Source},
-    AbstractRuntime, ContainerId, Deadline, ErrorData, ErrorKind, HostCallId, Link, ReplyTo,
-    RuntimeInfo, Value,
+    AbstractRuntime, ContainerId, CpuDeadline, Deadline, ErrorData, ErrorKind, GuestLimits,
+    HostCallId, Link, ReplyTo, RuntimeInfo, Value,
 };
 use container::Container;
 use host::Host;
@@ -162,8 +173,11 @@ pub struct Wasm {
     js_spare_failed: bool,
     /// The spare is made in the serve loop's next turn (see `run_pending`).
     spare_due: bool,
-    /// A deadline set for a container that `exec_container` is about to create.
+    /// Deadlines set for a container that `exec_container` is about to create.
     upcoming: Option<(ContainerId, Deadline)>,
+    upcoming_cpu: Option<(ContainerId, CpuDeadline)>,
+    /// The guest-wide memory limit and what all instances hold.
+    budget: std::sync::Arc<host::Budget>,
 }
 
 /// The JS plugin built into this guest, if it was built (see `build.rs`).
@@ -196,8 +210,9 @@ fn js_pre<'a>(
     };
     let module = cached
         .get_or_insert_with(|| cache::Cached::load(&engines.engine, JS_PLUGIN_HASH))
-        .module(&engines.engine, bytes)
-        .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))?;
+        .module(&engines.engine, || {
+            snapshot::take(&engines.engine, &engines.linker, bytes)
+        })?;
     let mut linker = engines.linker.clone();
     let pre = wasi::stub_missing(&mut linker, &module)
         .and_then(|()| linker.instantiate_pre(&module))
@@ -277,14 +292,26 @@ fn config() -> Config {
     // budget, 512 KiB, to throw a catchable `RangeError` on deep recursion; each JS call also
     // takes native stack for the interpreter's wasm frame, several times what it takes of the
     // shadow stack, so the native limit must be well above the budget for QuickJS's check to
-    // come first. The fiber a task runs on needs room for the host's frames on top.
+    // come first. JSON.parse of deeply nested arrays takes the most native stack per byte of
+    // shadow stack seen so far: 4 MiB ran out before QuickJS's check at about 30,000 levels,
+    // 8 MiB does not (a test nests a million). The fiber a task runs on needs room for the
+    // host's frames on top; it is address space, touched only as deep as code goes.
     config.max_wasm_stack(WASM_STACK);
     config.async_stack_size(WASM_STACK + (1 << 20));
     config
 }
 
+/// The linker every module gets: WASI preview 1 (ours) and the `confine` import module.
+fn linker(engine: &Engine) -> Result<Linker<Host>, ErrorData> {
+    let mut linker = Linker::new(engine);
+    wasi::add(&mut linker)
+        .and_then(|()| host::add_confine(&mut linker))
+        .map_err(|e| ErrorData::internal(format!("linker: {e:#}")))?;
+    Ok(linker)
+}
+
 /// Native stack wasm code may use (see `config`).
-const WASM_STACK: usize = 4 << 20;
+const WASM_STACK: usize = 8 << 20;
 
 impl AbstractRuntime for Wasm {
     fn info(&self) -> RuntimeInfo {
@@ -294,27 +321,31 @@ impl AbstractRuntime for Wasm {
         }
     }
 
-    /// Compiles the JS plugin and writes it to the on-disk cache, which a sandboxed guest can
-    /// read but never write (see `cache.rs`).
+    /// Snapshots and compiles the JS plugin and writes it to the on-disk cache, which a
+    /// sandboxed guest can read but never write (see `cache.rs`).
     fn prepare_offline(&mut self) -> Result<(), ErrorData> {
         let Some(bytes) = JS_PLUGIN else {
             return Ok(());
         };
         let engine = Engine::new(&config())
             .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
+        let linker = linker(&engine)?;
         cache::Cached::load(&engine, JS_PLUGIN_HASH)
-            .module(&engine, bytes)
+            .module(&engine, || snapshot::take(&engine, &linker, bytes))
             .map(drop)
-            .map_err(|e| ErrorData::internal(format!("compiling the JS plugin: {e:#}")))
+    }
+
+    /// The memory limit is one budget for the linear memory of all the guest's instances
+    /// (module and JavaScript containers, and the instance made ahead); see `host.rs`.
+    fn set_limits(&mut self, limits: &GuestLimits) -> Result<(), ErrorData> {
+        self.budget.set_limit(limits.memory_bytes);
+        Ok(())
     }
 
     fn init(&mut self, link: Link) -> Result<(), ErrorData> {
         let engine = Engine::new(&config())
             .map_err(|e| ErrorData::internal(format!("wasmtime engine: {e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasi::add(&mut linker)
-            .and_then(|()| host::add_confine(&mut linker))
-            .map_err(|e| ErrorData::internal(format!("linker: {e:#}")))?;
+        let linker = linker(&engine)?;
         // Started now, before the guest's final lockdown, which may forbid new threads.
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| ErrorData::internal(format!("epoch ticker thread: {e}")))?;
@@ -351,6 +382,11 @@ impl AbstractRuntime for Wasm {
                 .take()
                 .filter(|&(c, _)| c == cid)
                 .map(|(_, d)| d);
+            let cpu = self
+                .upcoming_cpu
+                .take()
+                .filter(|&(c, _)| c == cid)
+                .map(|(_, d)| d);
             let start = match self.js_spare.take() {
                 Some(spare) if spare.fits(&limits) => Start::Spare(spare),
                 kept => {
@@ -364,11 +400,12 @@ impl AbstractRuntime for Wasm {
                 start,
                 cid,
                 link,
+                &self.budget,
                 limits,
                 source,
                 options,
                 globals,
-                deadline,
+                (deadline, cpu),
             );
             while container.runnable() {
                 container.step(&engines.ticker);
@@ -402,7 +439,7 @@ impl AbstractRuntime for Wasm {
             engines.linker.instantiate_pre(&module)
         }
         .map_err(link_error)?;
-        let mut container = Container::new(&engines.engine, pre, cid, link, limits);
+        let mut container = Container::new(&engines.engine, pre, cid, link, &self.budget, limits);
         // Run the start code now, so its failure is this request's error; if it waits for the
         // host, it finishes in the background (like a script's top-level `await`).
         while container.runnable() {
@@ -519,7 +556,7 @@ impl AbstractRuntime for Wasm {
                 return Some(Instant::now());
             }
             self.spare_due = false;
-            match Spare::new(&engines.engine, pre, &engines.ticker) {
+            match Spare::new(&engines.engine, pre, &self.budget, &engines.ticker) {
                 Ok(spare) => self.js_spare = Some(Box::new(spare)),
                 Err(_) => self.js_spare_failed = true,
             }
@@ -534,6 +571,17 @@ impl AbstractRuntime for Wasm {
             None if self.containers.contains_key(&cid) => {}
             // A container `exec_container` is about to create.
             None => self.upcoming = deadline.map(|d| (cid, d)),
+        }
+    }
+
+    /// JavaScript containers only: their script code is held to it (see `js_abi.rs`), with
+    /// the epoch as a backstop. Module containers run under their own `timeLimitMs`, and the
+    /// host's process-wide CPU limit.
+    fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
+        match self.js.get_mut(&cid) {
+            Some(container) => container.set_cpu_deadline(deadline),
+            None if self.containers.contains_key(&cid) => {}
+            None => self.upcoming_cpu = deadline.map(|d| (cid, d)),
         }
     }
 

@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use super::*;
-use confine_runtime_abstract::protocol::{GuestMessage, GuestRequest, LogLevel, Reply};
+use confine_runtime_abstract::{
+    protocol::{GuestMessage, GuestRequest, LogLevel, Reply},
+    LimitKind,
+};
 use std::time::{Duration, Instant};
 
 /// A bump allocator, the ABI's `confine_alloc`, and `confine:` exports written by hand.
@@ -494,6 +497,7 @@ fn bench_interruption_fuel_vs_epoch() {
     let request = confine_runtime_abstract::codec::encode(
         &js_abi::Request {
             deadline: None,
+            cpu: None,
             command: js_abi::Command::Exec {
                 cid: 1,
                 source: Source::text(
@@ -503,6 +507,7 @@ fn bench_interruption_fuel_vs_epoch() {
                 ),
                 options: Value::Null,
                 globals: Vec::new(),
+                limits: Default::default(),
             },
         },
         js_abi::MAX_BYTES,
@@ -524,16 +529,13 @@ fn bench_interruption_fuel_vs_epoch() {
         for _ in 0..5 {
             let mut store = wasmtime::Store::new(
                 &engine,
-                Host {
-                    io: Default::default(),
-                    deadline: None,
-                    max_memory: 1 << 30,
-                    soft_memory: false,
-                    max_table: 100_000,
-                    result: Vec::new(),
-                    started: Instant::now(),
-                    max_output: 1 << 20,
-                },
+                Host::new(
+                    Default::default(),
+                    Default::default(),
+                    1 << 30,
+                    100_000,
+                    1 << 20,
+                ),
             );
             if mode == "epoch" {
                 // Checked at every loop head and call, never reached: the check's cost only.
@@ -716,27 +718,34 @@ fn bench_js_container_ready() {
     );
 }
 
-/// Where a new JS container's time goes: store, instantiation, start code, and the exec
-/// dispatch (QuickJS runtime and context, console and timers, the source). Prints medians;
+/// Where a new JS container's time goes: store, instantiation of the snapshot, start code
+/// (none: it ran before the snapshot), and the exec dispatch (console and timers, the
+/// source; the QuickJS runtime and context are in the snapshot). Prints medians;
 /// run with `--release --ignored`.
 #[cfg(confine_js_plugin)]
 #[test]
 #[ignore = "benchmark; run explicitly with --release"]
 fn bench_js_container_breakdown() {
-    let engine = Engine::new(&config()).unwrap();
-    let mut linker = Linker::new(&engine);
-    wasi::add(&mut linker).unwrap();
-    let module = Module::new(&engine, JS_PLUGIN.unwrap()).unwrap();
+    // CONFINE_BENCH_COW=1: with copy-on-write memory images (memfd; refused in the sandbox),
+    // to see what copying the snapshot's data costs.
+    let mut config = config();
+    config.memory_init_cow(std::env::var_os("CONFINE_BENCH_COW").is_some());
+    let engine = Engine::new(&config).unwrap();
+    let mut linker = crate::linker(&engine).unwrap();
+    let snapshot = snapshot::take(&engine, &linker, JS_PLUGIN.unwrap()).unwrap();
+    let module = Module::new(&engine, snapshot).unwrap();
     wasi::stub_missing(&mut linker, &module).unwrap();
     let pre = linker.instantiate_pre(&module).unwrap();
     let request = confine_runtime_abstract::codec::encode(
         &js_abi::Request {
             deadline: None,
+            cpu: None,
             command: js_abi::Command::Exec {
                 cid: 1,
                 source: Source::text("module.exports.f = () => 1", "a.js"),
                 options: Value::Null,
                 globals: Vec::new(),
+                limits: Default::default(),
             },
         },
         js_abi::MAX_BYTES,
@@ -745,8 +754,12 @@ fn bench_js_container_breakdown() {
     let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..100 {
         let s0 = Instant::now();
-        let mut store =
-            container::new_store(&engine, Default::default(), &options::Limits::default());
+        let mut store = container::new_store(
+            &engine,
+            Default::default(),
+            &Default::default(),
+            &options::Limits::default(),
+        );
         store.set_epoch_deadline(1000);
         let s1 = Instant::now();
         let instance = block_on(pre.instantiate_async(&mut store)).unwrap();
@@ -825,11 +838,12 @@ fn a_trap_in_the_js_plugin_ends_that_container_with_typed_errors() {
         js::Start::Fresh(pre),
         7,
         rig.link.clone(),
+        &Default::default(),
         options::Limits::default(),
         &Source::text("", "t.js"),
         &Value::Null,
         &[],
-        None,
+        (None, None),
     );
     while container.runnable() {
         container.step(&engines.ticker);
@@ -936,4 +950,166 @@ fn js_a_time_limit_of_centuries_is_no_limit() {
         .exec_js_with("module.exports.f = () => 1", options)
         .expect("exec");
     assert_eq!(rig.value(cid, "f", vec![]), Value::from(1));
+}
+
+/// `Math.random` of containers started from the same snapshot (the first instantiated for
+/// it, the others on instances made ahead): without the per-container reseed, every one
+/// would draw the same numbers.
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_containers_do_not_share_random_state() {
+    let mut rig = Rig::new();
+    let code = "module.exports.draw = () => [Math.random(), Math.random(), Math.random()]";
+    let mut draws = Vec::new();
+    for _ in 0..4 {
+        let cid = rig.exec_js(code).expect("exec");
+        draws.push(rig.value(cid, "draw", vec![]));
+        // Quiet turns: the next container starts on a spare instance.
+        rig.rt.run_pending(Instant::now());
+        rig.rt.run_pending(Instant::now());
+    }
+    assert!(rig.rt.js_spare.is_some());
+    for (i, a) in draws.iter().enumerate() {
+        for b in &draws[i + 1..] {
+            assert_ne!(a, b, "two containers drew the same numbers: {draws:?}");
+        }
+    }
+}
+
+/// A stand-in plugin for the snapshot: its `confine_js_init` stores the realtime clock at
+/// 0 and asks for randomness `random` times, 16 bytes each (the standard library's hash
+/// keys are one such request).
+fn snapshot_probe(random: usize) -> Vec<u8> {
+    let random = "(drop (call $random (i32.const 16) (i32.const 16)))".repeat(random);
+    wat::parse_str(format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "clock_time_get"
+            (func $clock (param i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "random_get"
+            (func $random (param i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "confine_js_init")
+            (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 0)))
+            {random}))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn snapshots_freeze_no_time_and_no_randomness() {
+    let rig = Rig::new();
+    let engines = rig.rt.engines.as_ref().unwrap();
+    let clock_at_0 = |wasm: &[u8]| {
+        let module = Module::new(&engines.engine, wasm).unwrap();
+        let mut store = container::new_store(
+            &engines.engine,
+            Default::default(),
+            &Default::default(),
+            &options::Limits::default(),
+        );
+        store.set_epoch_deadline(1);
+        let instance = block_on(engines.linker.instantiate_async(&mut store, &module)).unwrap();
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, js_abi::INIT) {
+            block_on(init.call_async(&mut store, ())).unwrap();
+        }
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        u64::from_le_bytes(memory.data(&store)[..8].try_into().unwrap())
+    };
+    // Positive control: run as is, the init function reads the real time.
+    let plain = snapshot_probe(1);
+    assert!(clock_at_0(&plain) > 1_000_000_000, "the realtime clock");
+    // Snapshotted, it read zero (and the snapshot no longer exports it).
+    let snapshot = snapshot::take(&engines.engine, &engines.linker, &plain).unwrap();
+    assert_eq!(clock_at_0(&snapshot), 0);
+    // More randomness than the standard library's keys fails the snapshot.
+    let e = snapshot::take(&engines.engine, &engines.linker, &snapshot_probe(2)).unwrap_err();
+    assert!(e.message.contains("randomness"), "{e:?}");
+}
+
+/// The guest's memory limit is one budget for all its instances: a container that would fit
+/// on its own is refused room another one holds, with QuickJS's catchable out-of-memory
+/// error inside and the memory limit's error outside, and both carry on.
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_containers_share_the_guests_memory_limit() {
+    const LIMIT: u64 = 48 << 20;
+    let mut rig = Rig::new();
+    rig.rt
+        .set_limits(&GuestLimits {
+            memory_bytes: Some(LIMIT),
+            ..GuestLimits::default()
+        })
+        .unwrap();
+    let code = "let keep = [];\n\
+        module.exports.hold = (mb) => { for (let i = 0; i < mb; i++) keep.push(new Uint8Array(1 << 20).fill(1)); return keep.length };\n\
+        module.exports.free = () => { keep = []; return 0 };\n\
+        module.exports.caught = (mb) => { try { return module.exports.hold(mb) } catch (e) { keep = []; return String(e) } };\n\
+        module.exports.ok = () => 'ok';";
+    let a = rig.exec_js(code).expect("exec a");
+    let b = rig.exec_js(code).expect("exec b");
+    // A holds 30 MiB; B's 20 more do not fit in the guest's 48.
+    assert_eq!(rig.value(a, "hold", vec![30.into()]), Value::from(30));
+    assert!(rig.rt.budget.used() > 30 << 20, "{}", rig.rt.budget.used());
+    let caught = rig.value(b, "caught", vec![20.into()]);
+    assert!(
+        format!("{caught:?}").contains("out of memory"),
+        "{caught:?}"
+    );
+    let e = rig.error(b, "hold", vec![20.into()]);
+    assert_eq!(e.limit_kind(), Some(LimitKind::Memory), "{e:?}");
+    assert!(e.message.contains(&LIMIT.to_string()), "{e:?}");
+    assert_eq!(rig.value(b, "ok", vec![]), Value::from("ok"));
+    assert_eq!(rig.value(a, "ok", vec![]), Value::from("ok"));
+    // Once A is gone (linear memory never shrinks, so freeing inside it would not do), the
+    // same request fits: it was the guest's limit, not B's own.
+    rig.rt.kill_container(a);
+    assert_eq!(rig.value(b, "free", vec![]), Value::from(0));
+    assert_eq!(rig.value(b, "hold", vec![20.into()]), Value::from(20));
+}
+
+/// A CPU-time deadline stops spinning script code with the CPU-time limit's error, and the
+/// container carries on.
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_cpu_deadline_stops_script_code_and_the_container_carries_on() {
+    let mut rig = Rig::new();
+    let cid = rig
+        .exec_js("module.exports.spin = () => { for (;;) {} };\nmodule.exports.ok = () => 'ok';")
+        .expect("exec");
+    let limit = Duration::from_millis(50);
+    rig.rt.set_cpu_deadline(
+        cid,
+        Some(CpuDeadline {
+            at: confine_runtime_abstract::support::thread_cpu_time() + limit,
+            limit,
+        }),
+    );
+    let e = rig.error(cid, "spin", vec![]);
+    assert_eq!(e.limit_kind(), Some(LimitKind::CpuTime), "{e:?}");
+    assert!(e.message.contains("50 ms"), "{e:?}");
+    rig.rt.set_cpu_deadline(cid, None);
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("ok"));
+}
+
+/// Deeply nested JSON is QuickJS's catchable `RangeError` (its stack check on the shadow
+/// stack), not wasm's stack exhausted under it, which would end the container.
+#[cfg(confine_js_plugin)]
+#[test]
+fn js_deeply_nested_json_is_a_catchable_range_error() {
+    let mut rig = Rig::new();
+    let cid = rig
+        .exec_js(
+            "module.exports.nested = (n) => { try { JSON.parse('['.repeat(n) + ']'.repeat(n)); return 'parsed'; } catch (e) { return e.name; } };\n\
+             module.exports.ok = () => 'ok';",
+        )
+        .expect("exec");
+    assert_eq!(
+        rig.value(cid, "nested", vec![Value::from(1000)]),
+        Value::from("parsed")
+    );
+    assert_eq!(
+        rig.value(cid, "nested", vec![Value::from(1_000_000)]),
+        Value::from("RangeError")
+    );
+    assert_eq!(rig.value(cid, "ok", vec![]), Value::from("ok"));
 }

@@ -106,6 +106,7 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         "clock_time_get",
         |mut caller: wasmtime::Caller<'_, Host>, id: i32, _precision: i64, out: i32| {
             let nanos = match id {
+                _ if caller.data().snapshotting && (0..=3).contains(&id) => 0,
                 // realtime
                 0 => SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -122,22 +123,33 @@ pub(crate) fn add(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     linker.func_wrap(
         NAMESPACE,
         "random_get",
-        |mut caller: wasmtime::Caller<'_, Host>, buf: i32, len: i32| {
+        |mut caller: wasmtime::Caller<'_, Host>, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            let host = caller.data_mut();
+            if host.snapshotting {
+                // Rust's hash map keys, once (see `snapshot.rs`); anything else would be
+                // shared by every container started from the snapshot.
+                if len != 16 || std::mem::replace(&mut host.std_keys_taken, true) {
+                    return Err(wasmtime::Error::msg(
+                        "the JS plugin asked for randomness while it was being snapshotted: \
+                         every container started from the snapshot would share it",
+                    ));
+                }
+            }
             let mut left = len as u32 as usize;
             let mut at = buf as u32;
             let mut chunk = [0u8; 256];
             while left > 0 {
                 let n = left.min(chunk.len());
                 if !fill_random(&mut chunk[..n]) {
-                    return EIO;
+                    return Ok(EIO);
                 }
                 if let Err(e) = put(&mut caller, at as i32, &chunk[..n]) {
-                    return e;
+                    return Ok(e);
                 }
                 left -= n;
                 at = at.wrapping_add(n as u32);
             }
-            ESUCCESS
+            Ok(ESUCCESS)
         },
     )?;
     linker.func_wrap(

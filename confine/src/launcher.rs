@@ -198,15 +198,14 @@ fn file_id(path: &Path) -> Option<FileId> {
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs a [`Profile::Wasm`](crate::registry::Profile::Wasm) guest executable once with
-/// `--prepare`, outside any sandbox, before its first sandboxed start in this process: a JIT
-/// runtime fills the code cache its sandboxed guests may read but never write
-/// (`AbstractRuntime::prepare_offline`; the `wasm` runtime compiles its JS plugin). The guest
-/// reads nothing untrusted then. Best effort: a failure is logged and the sandboxed guest
-/// does the work itself, if it can.
+/// `--prepare`, outside any sandbox, before its first start in this process: a JIT runtime
+/// fills the code cache its sandboxed guests may read but never write
+/// (`AbstractRuntime::prepare_offline`; the `wasm` runtime snapshots and compiles its JS
+/// plugin). The guest reads nothing untrusted then. For `no_sandbox` guests too, which could
+/// write the cache themselves, but only while their first container waits (seconds, past
+/// any call timeout). Best effort: a failure is logged and the guest does the work itself,
+/// if it can.
 pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
-    if opts.no_sandbox {
-        return Ok(());
-    }
     let command = opts.registry.resolve(&opts.runtime)?;
     if command.profile != crate::registry::Profile::Wasm {
         return Ok(());

@@ -10,9 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Whether the engine stops running code itself (QuickJS's interrupt handler).
+/// Whether the engine stops running code itself (QuickJS's interrupt handler, natively or in
+/// the `wasm` runtime's plugin).
 fn interrupts(target: &Target) -> bool {
-    target.runtime == "quickjs"
+    matches!(target.runtime, "quickjs" | "wasm")
 }
 
 async fn start(target: &Target, limits: Limits, grace: Duration) -> Sandbox {

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Limits against hostile scripts, for every JS runtime, with the OS sandbox on and off.
+//! Limits against hostile scripts, for every JS runtime (`wasm`: JavaScript in its QuickJS
+//! plugin), with the OS sandbox on and off.
 //!
 //! Here, wall-time limits: the call fails with `LimitExceeded(WallTime)` promptly; where the
 //! soft path applies the same container answers afterwards; where only the hard path does (a
@@ -34,6 +35,8 @@ macro_rules! suite {
         suite_for!(quickjs_no_sandbox, "quickjs", false, $tests);
         suite_for!(boa_sandboxed, "boa", true, $tests);
         suite_for!(boa_no_sandbox, "boa", false, $tests);
+        suite_for!(wasm_sandboxed, "wasm", true, $tests);
+        suite_for!(wasm_no_sandbox, "wasm", false, $tests);
     };
 }
 
@@ -59,9 +62,10 @@ suite!([
 
 const LIMIT: Duration = Duration::from_millis(200);
 
-/// Whether the engine can stop a tight loop itself (the soft path).
+/// Whether the engine can stop a tight loop itself (the soft path): QuickJS, natively or
+/// compiled to wasm (the `wasm` runtime's JavaScript containers).
 fn interrupts(target: &Target) -> bool {
-    target.runtime == "quickjs"
+    matches!(target.runtime, "quickjs" | "wasm")
 }
 
 /// A sandbox with a 200 ms call limit. Where the guest is expected to answer by itself, the

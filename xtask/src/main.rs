@@ -401,13 +401,31 @@ const STACK_PATCH: (&str, &str) = (
     "static void update_stack_limit(JSRuntime *rt)\n{\n#if 0 /* confine: check the stack on WASI too */\n",
 );
 
+/// The wasm runtime starts every JS container from a snapshot of the plugin's memory taken
+/// after its QuickJS context was made, so every container would inherit that context's
+/// `Math.random` state and its `Map`/`Set` hash seed (QuickJS seeds both from the time when
+/// it makes a context). This adds a function the plugin calls with fresh randomness before a
+/// container runs on the snapshot's context; both fields are private to quickjs.c.
+const RESEED_PATCH: (&str, &str) = (
+    "JSContext *JS_NewContext(JSRuntime *rt)\n{",
+    "/* confine: reseed a context copied from a snapshot (see xtask's RESEED_PATCH). Only \
+     sound before the context holds a Map or Set record, which hash_seed placed. */\n\
+     void JS_ConfineReseed(JSContext *ctx, uint64_t seed)\n{\n    \
+     ctx->random_state = seed ? seed : 1;\n    \
+     ctx->hash_seed = xorshift64star(&ctx->random_state);\n}\n\n\
+     JSContext *JS_NewContext(JSRuntime *rt)\n{",
+);
+
 /// Copies rquickjs-sys from cargo's registry cache to `target/wasm-js/` and applies
-/// [`STACK_PATCH`] (once; a marker file records it), returning the copy's directory.
+/// [`STACK_PATCH`] and [`RESEED_PATCH`] (once; a marker file records which), returning the
+/// copy's directory.
 fn patched_quickjs_sys(root: &str) -> Result<std::path::PathBuf, String> {
     use std::path::{Path, PathBuf};
     let dest = Path::new(root).join("target/wasm-js").join(QUICKJS_SYS);
     let marker = dest.join(".confine-patched");
-    if marker.exists() {
+    let patches = [STACK_PATCH, RESEED_PATCH];
+    let record: String = patches.iter().map(|p| p.1).collect();
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == record) {
         return Ok(dest);
     }
     let cargo_home = env::var_os("CARGO_HOME")
@@ -434,15 +452,19 @@ fn patched_quickjs_sys(root: &str) -> Result<std::path::PathBuf, String> {
     let _ = std::fs::remove_dir_all(&dest);
     copy_dir(&source, &dest).map_err(|e| format!("copying {}: {e}", source.display()))?;
     let file = dest.join("quickjs/quickjs.c");
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    if !text.contains(STACK_PATCH.0) {
-        return Err(format!(
-            "{}: the code the stack-check patch expects is not there",
-            file.display()
-        ));
+    let mut text =
+        std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    for (from, to) in patches {
+        if !text.contains(from) {
+            return Err(format!(
+                "{}: the code a patch expects is not there: {from:?}",
+                file.display()
+            ));
+        }
+        text = text.replacen(from, to, 1);
     }
-    std::fs::write(&file, text.replacen(STACK_PATCH.0, STACK_PATCH.1, 1))
-        .and_then(|()| std::fs::write(&marker, STACK_PATCH.1))
+    std::fs::write(&file, text)
+        .and_then(|()| std::fs::write(&marker, record))
         .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(dest)
 }
@@ -462,6 +484,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    // The `wasm` runtime's JavaScript containers run in the plugin, embedded at build time.
+    wasm_plugin()?;
     let mut build = cargo();
     build.args(["build", "--release", "--workspace", "--bins"]);
     run("release build", build)?;

@@ -10,17 +10,26 @@
 //!
 //! State lives in a thread-local: a wasm instance is one thread, and the runtime never calls
 //! an instance re-entrantly.
+//!
+//! The runtime does not instantiate this module as built: it first runs [`confine_js_init`]
+//! once and snapshots the instance (Wizer), and starts every container from that snapshot,
+//! whose QuickJS runtime and context are already made. What the snapshot freezes and must
+//! not be shared is renewed per container: QuickJS's `Math.random` state and `Map` hash seed
+//! ([`reseed`]); the init code takes no other randomness than Rust's hash map keys (the
+//! runtime makes sure: see its `snapshot.rs`), and its clocks read zero.
 
 #[path = "../../src/js_abi.rs"]
 #[allow(dead_code)] // the runtime's half of the ABI uses a few items this half does not
 mod js_abi;
 
-use confine_runtime_abstract::{codec, AbstractRuntime, ErrorData, Link, ReplyTo};
+use confine_runtime_abstract::{
+    codec, protocol::GuestMessage, AbstractRuntime, ErrorData, LimitKind, Link, ReplyTo,
+};
 use confine_runtime_quickjs::QuickJs;
 use js_abi::{Answer, Command, Remaining, Request};
 use std::{
     alloc::{alloc, Layout},
-    cell::RefCell,
+    cell::{Cell, RefCell},
     time::{Duration, Instant},
 };
 
@@ -32,8 +41,61 @@ struct Plugin {
     cid: Option<u32>,
 }
 
+impl Plugin {
+    /// The plugin's state, on the runtime [`confine_js_init`] prepared if it ran.
+    fn new() -> Self {
+        let link = Link::new();
+        let mut runtime = PREPARED.take().unwrap_or_default();
+        // `init` only stores the link; it cannot fail for QuickJs.
+        let _ = runtime.init(link.clone());
+        Plugin {
+            runtime,
+            link,
+            cid: None,
+        }
+    }
+}
+
+extern "C" {
+    /// Added to QuickJS by `cargo xtask wasm-plugin` (its `RESEED_PATCH`): sets the context's
+    /// `Math.random` state and `Map`/`Set` hash seed.
+    fn JS_ConfineReseed(ctx: *mut rquickjs::qjs::JSContext, seed: u64);
+    /// wasi-libc's: WASI `random_get`, at most 256 bytes.
+    fn getentropy(buf: *mut u8, len: usize) -> i32;
+}
+
+/// Gives the context the container is about to run on its own `Math.random` state and hash
+/// seed, from fresh randomness: a context made before the snapshot was taken has the same
+/// ones in every instance. Aborts (a trap the runtime reports) if there is no randomness.
+fn reseed(context: &rquickjs::Context) {
+    let mut seed = [0u8; 8];
+    // SAFETY: `seed` is 8 writable bytes.
+    if unsafe { getentropy(seed.as_mut_ptr(), seed.len()) } != 0 {
+        eprintln!("confine JS plugin: no randomness to seed Math.random with");
+        std::process::abort();
+    }
+    // SAFETY: the context is alive (borrowed) and no script code runs; the function only
+    // sets two integers in it. It has no `Map` or `Set` yet: no script code has run in it.
+    unsafe { JS_ConfineReseed(context.as_raw().as_ptr(), u64::from_le_bytes(seed)) }
+}
+
+/// The snapshot's initialisation (see the crate docs): makes the QuickJS runtime and context
+/// of the container to come; the [`Plugin`] itself comes with the first dispatch. Aborts
+/// (fails the snapshot) if QuickJS cannot make them.
+#[no_mangle]
+pub extern "C" fn confine_js_init() {
+    let mut runtime = QuickJs::new();
+    if let Err(e) = runtime.prepare_engine() {
+        eprintln!("confine JS plugin: {}", e.message);
+        std::process::abort();
+    }
+    PREPARED.set(Some(runtime));
+}
+
 thread_local! {
     static PLUGIN: RefCell<Option<Plugin>> = const { RefCell::new(None) };
+    /// The runtime [`confine_js_init`] made, until the first dispatch makes the [`Plugin`].
+    static PREPARED: Cell<Option<QuickJs>> = const { Cell::new(None) };
 }
 
 /// The runtime's allocator for command buffers.
@@ -60,16 +122,6 @@ pub unsafe extern "C" fn confine_free(ptr: *mut u8, len: usize) {
     }
     // SAFETY: a `Box<[u8]>` of `len` bytes leaked by `confine_js_dispatch`.
     drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
-}
-
-/// Allocates `len` bytes, writes them, and frees them: the pages are in memory from then on
-/// and the allocator keeps them (wasm memory never shrinks), so the container's first
-/// allocations find memory ready instead of growing it page by page. Called on an instance
-/// made ahead of time, while the runtime has nothing else to do.
-#[no_mangle]
-pub extern "C" fn confine_js_prefault(len: usize) {
-    let block = vec![1u8; len];
-    std::hint::black_box(&block);
 }
 
 /// The ABI version this plugin speaks.
@@ -142,34 +194,59 @@ fn deadline(r: Option<Remaining>) -> Option<confine_runtime_abstract::Deadline> 
     })
 }
 
+/// The deadline script code is held to in this dispatch: the wall-time one, or the CPU
+/// time left as wall time if that comes first (see `Request::cpu`), with the CPU-time limit
+/// then.
+fn deadlines(
+    wall: Option<Remaining>,
+    cpu: Option<Remaining>,
+) -> (Option<confine_runtime_abstract::Deadline>, Option<Duration>) {
+    match (deadline(wall), deadline(cpu)) {
+        (Some(w), Some(c)) if c.at < w.at => (Some(c), Some(c.limit)),
+        (None, Some(c)) => (Some(c), Some(c.limit)),
+        (w, _) => (w, None),
+    }
+}
+
+/// `e`, as the CPU-time limit's error if it is the deadline's and the deadline was the CPU
+/// time's.
+fn as_cpu_limit(e: ErrorData, cpu: Option<Duration>) -> ErrorData {
+    match cpu {
+        Some(limit) if e.limit_kind() == Some(LimitKind::WallTime) => ErrorData::cpu_time(limit),
+        _ => e,
+    }
+}
+
 fn run(
     slot: &mut Option<Plugin>,
     Request {
         deadline: d,
+        cpu,
         command,
     }: Request,
 ) -> Answer {
-    let plugin = slot.get_or_insert_with(|| {
-        let link = Link::new();
-        let mut runtime = QuickJs::new();
-        // `init` only stores the link; it cannot fail for QuickJs.
-        let _ = runtime.init(link.clone());
-        Plugin {
-            runtime,
-            link,
-            cid: None,
-        }
-    });
+    let (d, cpu_limit) = deadlines(d, cpu);
+    let plugin = slot.get_or_insert_with(Plugin::new);
     let mut result = Ok(());
     let mut abandoned = false;
     let cid = match &command {
-        Command::Exec { cid, .. } => Some(*cid),
+        Command::Exec { cid, limits, .. } => {
+            plugin.link.set_limits(*limits);
+            Some(*cid)
+        }
         _ => plugin.cid,
     };
+    // A new call's budgets, as the serve loop starts them (only tracked when there are any).
+    let limits = plugin.link.limits();
+    if let (Some(cid), Command::Exec { .. } | Command::Call { .. }) = (cid, &command) {
+        if limits.output_bytes.is_some() || limits.host_calls.is_some() {
+            plugin.link.reset_usage(cid);
+        }
+    }
     if let Some(cid) = cid {
         // Before `exec_container` too: QuickJs keeps a deadline for a container about to be
         // created.
-        plugin.runtime.set_deadline(cid, deadline(d));
+        plugin.runtime.set_deadline(cid, d);
     }
     match command {
         Command::Exec {
@@ -177,12 +254,16 @@ fn run(
             source,
             options,
             globals,
+            limits: _,
         } => {
             if plugin.cid.is_some() {
                 result = Err(ErrorData::invalid(
                     "this plugin instance already holds a container",
                 ));
             } else {
+                if let Some(context) = plugin.runtime.prepared_context() {
+                    reseed(context);
+                }
                 result = plugin
                     .runtime
                     .exec_container(cid, &source, &options, &globals);
@@ -211,13 +292,56 @@ fn run(
         }
         Command::RunPending => {}
     }
-    let now = Instant::now();
-    let next = plugin.runtime.run_pending(now);
+    let mut now = Instant::now();
+    let mut next = plugin.runtime.run_pending(now);
+    // Host calls the plugin's `Link` refused for the host-call budget fail back into the
+    // script, and what that runs may ask again (as in the serve loop: a bounded number of
+    // rounds; the container is tripped meanwhile, so its script code is being stopped).
+    for _ in 0..64 {
+        let refused = plugin.link.take_refused();
+        if refused.is_empty() {
+            break;
+        }
+        for (id, error) in refused {
+            plugin.runtime.host_call_settled(id, Err(error));
+        }
+        now = Instant::now();
+        next = plugin.runtime.run_pending(now);
+    }
+    // A budget the container went over fails its calls answered now, as the serve loop
+    // fails a tripped container's open calls (whatever the script made of the refusals); a
+    // later call starts with a clean slate.
+    let tripped = plugin
+        .link
+        .take_tripped()
+        .into_iter()
+        .find(|(c, _)| Some(*c) == plugin.cid.or(cid))
+        .map(|(_, e)| e);
     let idle = plugin.cid.is_none_or(|cid| plugin.runtime.is_idle(cid));
+    let messages = plugin
+        .link
+        .take_outgoing()
+        .into_iter()
+        .map(|m| match (m, &tripped) {
+            (GuestMessage::Response { id, .. }, Some(e)) => GuestMessage::Response {
+                id,
+                result: Err(e.clone()),
+            },
+            (GuestMessage::Response { id, result: Err(e) }, None) => GuestMessage::Response {
+                id,
+                result: Err(as_cpu_limit(e, cpu_limit)),
+            },
+            (GuestMessage::Uncaught { cid, error }, _) => GuestMessage::Uncaught {
+                cid,
+                error: as_cpu_limit(error, cpu_limit),
+            },
+            (other, _) => other,
+        })
+        .collect();
     Answer {
-        result,
+        result: result.map_err(|e| as_cpu_limit(e, cpu_limit)),
         abandoned,
-        messages: plugin.link.take_outgoing(),
+        messages,
         next_nanos: next.map(|t| {
             u64::try_from(t.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX)
         }),

@@ -1,7 +1,8 @@
 //! confine's benchmark harness: `cargo xtask bench [--quick] [--runtime NAME]... [--soak]`.
 //!
-//! Runs every measurement for each runtime (default: quickjs and boa) in one process, one
-//! runtime after the other, and prints one table with a p50 and a p99 column per runtime.
+//! Runs every measurement for each runtime (default: quickjs, boa and wasm, whose containers
+//! here are JavaScript in its QuickJS plugin) in one process, one runtime after the other, and
+//! prints one table with a p50 and a p99 column per runtime.
 //! Absolute figures depend on the machine and its load; compare ratios from one run.
 //!
 //! `--soak` runs the long leak check instead: 10,000 spawn/teardown cycles and 1,000,000
@@ -38,7 +39,7 @@ fn parse_args() -> Args {
         }
     }
     if args.runtimes.is_empty() {
-        args.runtimes = vec!["quickjs".into(), "boa".into()];
+        args.runtimes = vec!["quickjs".into(), "boa".into(), "wasm".into()];
     }
     args
 }
@@ -192,7 +193,11 @@ async fn bench_runtime(rt: &str, scale: usize, table: &mut Table) -> String {
         samples.push(t.elapsed());
         sb.kill_container(cid).await.unwrap();
     }
-    table.samples(rt, "exec_container (small CommonJS module)", samples);
+    table.samples(
+        rt,
+        "new container ready to call (exec_container, small CommonJS module)",
+        samples,
+    );
 
     let cid = sb.exec_container(ContainerSource::code(SRC)).await.unwrap();
 
@@ -376,21 +381,19 @@ async fn memory_bomb_peak(rt: &str, table: &mut Table) {
     let r = sb.call::<()>(cid, "bomb", ()).await;
     let _ = stop_tx.send(());
     let peak = sampler.await.unwrap();
-    assert!(
-        matches!(
-            r,
-            Err(Error::LimitExceeded {
-                limit: Limit::Memory,
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    // Any other outcome is reported in the table rather than ending the whole run.
+    let outcome = match &r {
+        Err(Error::LimitExceeded {
+            limit: Limit::Memory,
+            ..
+        }) => String::new(),
+        other => format!("; NOT a memory limit error: {other:?}"),
+    };
     table.value(
         rt,
         "memory bomb vs 64 MiB limit: peak guest RSS",
         format!(
-            "{} MiB ({:.2}x the limit; process cap {} MiB)",
+            "{} MiB ({:.2}x the limit; process cap {} MiB){outcome}",
             peak / 1024,
             (peak * 1024) as f64 / LIMIT as f64,
             Limits::process_memory_cap(LIMIT) >> 20
