@@ -9,7 +9,7 @@ use confine::{
 use confine_tests::{wait_gone, Target};
 use std::time::Duration;
 
-const TARGETS: [Target; 3] = [
+const TARGETS: [Target; 4] = [
     Target {
         runtime: "quickjs",
         sandboxed: true,
@@ -20,6 +20,10 @@ const TARGETS: [Target; 3] = [
     },
     Target {
         runtime: "boa",
+        sandboxed: true,
+    },
+    Target {
+        runtime: "wasm",
         sandboxed: true,
     },
 ];
