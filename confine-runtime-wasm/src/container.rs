@@ -64,6 +64,9 @@ pub(crate) struct Container {
     link: Link,
     io: Arc<Mutex<Io>>,
     limits: Limits,
+    /// The serve loop's CPU-time deadline (the guest thread's CPU clock), checked at every
+    /// epoch tick while a task runs.
+    cpu: Option<CpuDeadline>,
     /// The store, when no task holds it.
     store: Option<Store<Host>>,
     instance: Option<Instance>,
@@ -84,10 +87,12 @@ impl Container {
         link: Link,
         budget: &Arc<Budget>,
         limits: Limits,
+        cpu: Option<CpuDeadline>,
     ) -> Self {
         let io = Arc::new(Mutex::new(Io::default()));
         let mut store = new_store(engine, io.clone(), budget, &limits);
         arm(&mut store, &limits);
+        store.data_mut().cpu_deadline = cpu;
         let task: Task = Box::pin(async move {
             let result = start(&mut store, &pre).await;
             (store, Outcome::Started(result))
@@ -97,6 +102,7 @@ impl Container {
             link,
             io,
             limits,
+            cpu,
             store: None,
             instance: None,
             failed: None,
@@ -119,6 +125,11 @@ impl Container {
     /// New limits, for the next task.
     pub(crate) fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// The serve loop's CPU-time deadline, for the next task.
+    pub(crate) fn set_cpu_deadline(&mut self, deadline: Option<CpuDeadline>) {
+        self.cpu = deadline;
     }
 
     /// Queues a call (it starts when the container is free).
@@ -249,6 +260,7 @@ impl Container {
             match prepare(&mut store, instance, &q.export, q.args) {
                 Ok(call) => {
                     arm(&mut store, &self.limits);
+                    store.data_mut().cpu_deadline = self.cpu;
                     let task: Task = Box::pin(async move {
                         let result = call.run(&mut store, instance).await;
                         (store, Outcome::Returned(result))

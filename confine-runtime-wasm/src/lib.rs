@@ -439,7 +439,13 @@ impl AbstractRuntime for Wasm {
             engines.linker.instantiate_pre(&module)
         }
         .map_err(link_error)?;
-        let mut container = Container::new(&engines.engine, pre, cid, link, &self.budget, limits);
+        let cpu = self
+            .upcoming_cpu
+            .take()
+            .filter(|&(c, _)| c == cid)
+            .map(|(_, d)| d);
+        let mut container =
+            Container::new(&engines.engine, pre, cid, link, &self.budget, limits, cpu);
         // Run the start code now, so its failure is this request's error; if it waits for the
         // host, it finishes in the background (like a script's top-level `await`).
         while container.runnable() {
@@ -574,13 +580,15 @@ impl AbstractRuntime for Wasm {
         }
     }
 
-    /// JavaScript containers only: their script code is held to it (see `js_abi.rs`), with
-    /// the epoch as a backstop. Module containers run under their own `timeLimitMs`, and the
-    /// host's process-wide CPU limit.
+    /// JavaScript containers: their script code is held to it (see `js_abi.rs`), with the
+    /// epoch as a backstop. Module containers: checked at every epoch tick, a call past it
+    /// stops with the CPU-time limit's error (the instance stays usable, as after any trap).
     fn set_cpu_deadline(&mut self, cid: ContainerId, deadline: Option<CpuDeadline>) {
-        match self.js.get_mut(&cid) {
+        if let Some(container) = self.js.get_mut(&cid) {
+            return container.set_cpu_deadline(deadline);
+        }
+        match self.containers.get_mut(&cid) {
             Some(container) => container.set_cpu_deadline(deadline),
-            None if self.containers.contains_key(&cid) => {}
             None => self.upcoming_cpu = deadline.map(|d| (cid, d)),
         }
     }

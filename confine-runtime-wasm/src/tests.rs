@@ -1113,3 +1113,27 @@ fn js_deeply_nested_json_is_a_catchable_range_error() {
     );
     assert_eq!(rig.value(cid, "ok", vec![]), Value::from("ok"));
 }
+
+/// A CPU-time deadline stops a module's spinning call with the CPU-time limit's error at an
+/// epoch tick; the instance answers the next call.
+#[test]
+fn module_cpu_deadline_stops_a_spinning_call() {
+    let mut rig = Rig::new();
+    let cid = rig.exec(
+        r#"(module
+          (func (export "spin") (loop (br 0)))
+          (func (export "one") (result i32) (i32.const 1)))"#,
+    );
+    let limit = Duration::from_millis(50);
+    rig.rt.set_cpu_deadline(
+        cid,
+        Some(CpuDeadline {
+            at: confine_runtime_abstract::support::thread_cpu_time() + limit,
+            limit,
+        }),
+    );
+    let e = rig.error(cid, "spin", vec![]);
+    assert_eq!(e.limit_kind(), Some(LimitKind::CpuTime), "{e:?}");
+    rig.rt.set_cpu_deadline(cid, None);
+    assert_eq!(rig.value(cid, "one", vec![]), Value::from(1));
+}
