@@ -9,7 +9,10 @@
 //! calls, printing the host's open fds, threads, child processes and RSS before and after.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use confine::{CallLimits, ContainerId, ContainerSource, Error, HostError, Limit, Limits, Sandbox};
+use confine::{
+    CallLimits, ContainerId, ContainerSource, Error, Event, HostError, Limit, Limits,
+    RestartPolicy, Sandbox,
+};
 use confine_tests::ProcessCounts;
 use std::{
     collections::BTreeMap,
@@ -290,6 +293,7 @@ async fn bench_runtime(rt: &str, scale: usize, table: &mut Table) -> String {
     sb.teardown().await.unwrap();
 
     interrupt_latency(rt, scale, table).await;
+    restart_latency(rt, scale, table).await;
     memory_bomb_peak(rt, table).await;
 
     format!(
@@ -340,6 +344,37 @@ async fn interrupt_latency(rt: &str, scale: usize, table: &mut Table) {
     eprintln!("{rt}: interrupt path: {path}");
     table.samples(rt, "interrupt latency past a 50 ms limit", samples);
     table.value(rt, "interrupt path", path.to_owned());
+}
+
+/// How long a sandbox with a restart policy takes from its guest's death (SIGKILL from
+/// outside) until a call into its re-created container answers: a new guest started,
+/// verified, its globals defined and one container re-created.
+async fn restart_latency(rt: &str, scale: usize, table: &mut Table) {
+    let sb = Sandbox::builder()
+        .runtime(rt)
+        .function("noop", |(): ()| async { Ok::<_, HostError>(()) })
+        .restart(RestartPolicy::on_exit(u32::MAX, Duration::from_secs(1)))
+        .build()
+        .await
+        .unwrap();
+    let cid = sb.exec_container(ContainerSource::code(SRC)).await.unwrap();
+    let mut events = sb.events();
+    let mut samples = Vec::new();
+    for _ in 0..(40 / scale).max(4) {
+        let t = Instant::now();
+        sb.kill();
+        // Until the death is seen, a call would go to the dead guest and fail.
+        while !matches!(events.recv().await, Some(Event::GuestExited(_))) {}
+        let v: f64 = sb.call(cid, "add", (1, 1)).await.unwrap();
+        assert_eq!(v, 2.0);
+        samples.push(t.elapsed());
+    }
+    table.samples(
+        rt,
+        "restart: guest killed → re-created container answers",
+        samples,
+    );
+    sb.teardown().await.unwrap();
 }
 
 /// Peak RSS of the guest while an array bomb runs into a 64 MiB memory limit, sampled every
