@@ -107,7 +107,8 @@ fn test(args: &[String]) -> Result<(), String> {
     run("build guest executables", build)?;
     wasm_guest()?;
     let mut test = cargo();
-    test.args(["test", "--workspace"]);
+    // Every test binary runs even after one fails, so a run shows all its failures at once.
+    test.args(["test", "--workspace", "--no-fail-fast"]);
     test.args(args);
     run_tests(test)?;
     seccomp_audit()
