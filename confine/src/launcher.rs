@@ -205,17 +205,16 @@ const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
 /// write the cache themselves, but only while their first container waits (seconds, past
 /// any call timeout). Best effort: a failure is logged and the guest does the work itself,
 /// if it can.
-pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
-    let command = opts.registry.resolve(&opts.runtime)?;
+pub(crate) async fn prepare_offline(opts: &SandboxOptions, command: &GuestCommand) {
     if command.profile != crate::registry::Profile::Wasm {
-        return Ok(());
+        return;
     }
     let Some(file) = file_id(&command.program) else {
-        return Ok(());
+        return;
     };
     let key = (command.program.clone(), file);
     if PREPARED.lock().map_or(true, |p| p.contains(&key)) {
-        return Ok(());
+        return;
     }
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args)
@@ -243,11 +242,11 @@ pub(crate) async fn prepare_offline(opts: &SandboxOptions) -> Result<()> {
     if let Ok(mut prepared) = PREPARED.lock() {
         prepared.insert(key);
     }
-    Ok(())
 }
 
-pub(crate) fn launch(opts: &SandboxOptions) -> Result<Launched> {
-    let command = opts.registry.resolve(&opts.runtime)?;
+/// Spawns `command` (the guest [`Registry::resolve`](crate::Registry::resolve) found for
+/// `opts.runtime`) under its platform sandbox.
+pub(crate) fn launch(opts: &SandboxOptions, command: GuestCommand) -> Result<Launched> {
     let plan = plan_for(&PolicyRequest {
         guest: &command.program,
         no_sandbox: opts.no_sandbox,

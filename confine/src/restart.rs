@@ -343,10 +343,8 @@ async fn relaunch(
     }
 }
 
+/// Re-creates the recipe's containers in a new guest (`spawn_guest` defined its globals).
 async fn recreate(shared: &Shared, options: &SandboxOptions, recipe: &Recipe) -> Result<Recreated> {
-    if !recipe.globals.is_empty() {
-        sandbox::define_globals(shared, &recipe.globals).await?;
-    }
     let limits = HardLimits {
         wall: options.call_timeout,
         cpu: options.limits.cpu_time,

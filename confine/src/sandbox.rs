@@ -115,8 +115,9 @@ pub(crate) async fn spawn_guest(
     events: broadcast::Sender<Event>,
     generation: u64,
 ) -> Result<(Guest, Started)> {
-    launcher::prepare_offline(options).await?;
-    let mut launched = launcher::launch(options)?;
+    let command = options.registry.resolve(&options.runtime)?;
+    launcher::prepare_offline(options, &command).await;
+    let mut launched = launcher::launch(options, command)?;
     tracing::Span::current().record("pid", launched.pid);
     // The cap is set from outside before `Hello`, so before the guest reads anything
     // untrusted; it holds whatever the engine's own accounting misses.
